@@ -1,0 +1,1 @@
+"""The policy-enforcement gateway: SMART scopes, request classification and controls as stages."""

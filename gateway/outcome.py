@@ -1,0 +1,39 @@
+"""FHIR `OperationOutcome` responses: every refusal the gateway makes is rendered here."""
+
+from __future__ import annotations
+
+import json
+
+from starlette.responses import Response
+
+FHIR_JSON = "application/fhir+json"
+
+# HTTP status -> OperationOutcome issue code (FHIR issue-type value set)
+_ISSUE_CODES = {
+    400: "invalid",
+    401: "login",
+    403: "forbidden",
+    404: "not-found",
+    405: "not-supported",
+    413: "too-costly",
+    429: "throttled",
+    502: "transient",
+    503: "transient",
+    504: "timeout",
+}
+
+
+def operation_outcome(
+    status: int, diagnostics: str, headers: dict[str, str] | None = None
+) -> Response:
+    body = {
+        "resourceType": "OperationOutcome",
+        "issue": [
+            {
+                "severity": "error",
+                "code": _ISSUE_CODES.get(status, "processing"),
+                "diagnostics": diagnostics,
+            }
+        ],
+    }
+    return Response(json.dumps(body), status_code=status, media_type=FHIR_JSON, headers=headers)

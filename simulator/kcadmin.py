@@ -1,0 +1,107 @@
+"""A small client for Keycloak's admin REST API (the parts the lab provisions with).
+
+Token from the master realm's `admin-cli` (password grant, demo-only bootstrap admin), then plain
+JSON calls. Connection problems and refused logins become one-line `LabError`s.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from simulator.stack.errors import LabError
+
+
+class KeycloakAdmin:
+    def __init__(self, base_url: str, user: str, password: str, timeout: float = 30.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._user = user
+        self._password = password
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout)
+        self._token: str | None = None
+        self._token_expiry = 0.0
+
+    def __enter__(self) -> KeycloakAdmin:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._http.close()
+
+    # ---- auth -------------------------------------------------------------------------
+    def token(self) -> str:
+        if self._token and time.monotonic() < self._token_expiry - 10:
+            return self._token
+        try:
+            resp = self._http.post(
+                "/realms/master/protocol/openid-connect/token",
+                data={
+                    "grant_type": "password",
+                    "client_id": "admin-cli",
+                    "username": self._user,
+                    "password": self._password,
+                },
+            )
+        except httpx.HTTPError as exc:
+            raise LabError(
+                f"Keycloak at {self.base_url} is unreachable ({exc.__class__.__name__})",
+                "start the lab with `fhirlab up` and check `fhirlab status`",
+            ) from exc
+        if resp.status_code != 200:
+            raise LabError(
+                f"Keycloak admin login as {self._user!r} failed ({resp.status_code}: "
+                f"{resp.text[:200]})",
+                "the bootstrap admin exists only on a fresh Keycloak database; "
+                "`fhirlab up --fresh` recreates it",
+            )
+        body = resp.json()
+        self._token = str(body["access_token"])
+        self._token_expiry = time.monotonic() + float(body.get("expires_in", 60))
+        return self._token
+
+    # ---- calls ------------------------------------------------------------------------
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self.token()}", **kwargs.pop("headers", {})}
+        try:
+            return self._http.request(method, f"/admin{path}", headers=headers, **kwargs)
+        except httpx.HTTPError as exc:
+            raise LabError(
+                f"Keycloak admin call {method} {path} failed ({exc.__class__.__name__})",
+                "check `fhirlab status` and `fhirlab logs keycloak`",
+            ) from exc
+
+    def expect(self, resp: httpx.Response, *ok: int) -> httpx.Response:
+        if resp.status_code not in ok:
+            raise LabError(
+                f"Keycloak refused {resp.request.method} {resp.request.url.path}: "
+                f"{resp.status_code} {resp.text[:300]}"
+            )
+        return resp
+
+    def realm_exists(self, realm: str) -> bool:
+        resp = self.request("GET", f"/realms/{realm}")
+        return self.expect(resp, 200, 404).status_code == 200
+
+    def ensure_realm(self, representation: dict[str, Any]) -> bool:
+        """Create the realm if it does not exist; True if it was created."""
+        if self.realm_exists(representation["realm"]):
+            return False
+        self.expect(self.request("POST", "/realms", json=representation), 201)
+        return True
+
+
+def realm_files(repo: Path) -> list[Path]:
+    return sorted((repo / "keycloak" / "realms").glob("*.json"))
+
+
+def ensure_lab_realms(admin: KeycloakAdmin, repo: Path) -> list[str]:
+    """Provision every realm under keycloak/realms/ that Keycloak lacks; names of created ones."""
+    created = []
+    for path in realm_files(repo):
+        representation = json.loads(path.read_text())
+        if admin.ensure_realm(representation):
+            created.append(representation["realm"])
+    return created

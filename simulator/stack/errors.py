@@ -1,0 +1,55 @@
+"""Errors a user can cause while starting or stopping the lab; each carries a fix hint.
+
+The CLI turns any `LabError` into one clear message and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+
+class LabError(Exception):
+    """Base of every error the lab reports to a user."""
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message}\n  fix: {self.hint}" if self.hint else self.message
+
+
+class ToolMissing(LabError):
+    """A program the lab needs (Java, Maven) is not installed or too old."""
+
+
+class PortInUse(LabError):
+    """A port the lab wants to bind is held by another process."""
+
+    def __init__(self, port: int, service: str, owner: str) -> None:
+        super().__init__(
+            f"port {port} (for {service}) is already in use by {owner}",
+            f"stop that process, or choose another port, e.g. FHIRLAB_{service.upper()}_PORT",
+        )
+        self.port = port
+        self.owner = owner
+
+
+class ServiceDied(LabError):
+    """A server process exited while the lab waited for it to become ready."""
+
+    def __init__(self, service: str, returncode: int | None, log_tail: str, log_path: str) -> None:
+        super().__init__(
+            f"{service} exited during start (exit code {returncode}); last lines of {log_path}:\n"
+            f"{log_tail}",
+            f"read the whole log with `fhirlab logs {service}`",
+        )
+        self.service = service
+        self.returncode = returncode
+
+
+class ReadinessTimeout(LabError):
+    """A server did not become ready in time."""
+
+
+class DownloadFailed(LabError):
+    """An artifact could not be downloaded or built."""

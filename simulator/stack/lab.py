@@ -1,0 +1,134 @@
+"""`up`, `down` and `status` for the whole native stack.
+
+`up` is idempotent (a healthy service is left alone), starts what is missing side by side, waits for
+real readiness, then provisions the lab realms in Keycloak. If anything fails, or the user presses
+Ctrl-C, the services *this call* started are stopped again; `down` stops only services whose state
+files the lab wrote.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from simulator.kcadmin import KeycloakAdmin, ensure_lab_realms
+from simulator.stack.artifacts import Say, quiet
+from simulator.stack.config import LabConfig, port_variable
+from simulator.stack.errors import LabError
+from simulator.stack.process import ProcessManager, ServiceSpec, ServiceState, ServiceStatus
+from simulator.stack.services import HEALTH_CHECKS, SERVICES, SPEC_BUILDERS
+
+Tick = Callable[[str, str], None]  # (service, message)
+
+
+@dataclass(frozen=True)
+class UpResult:
+    started: tuple[str, ...]
+    reused: tuple[str, ...]
+    seconds: dict[str, float]
+    realms_created: tuple[str, ...]
+
+
+def manager(cfg: LabConfig) -> ProcessManager:
+    return ProcessManager(cfg.run_dir, cfg.log_dir, cfg.host)
+
+
+def select(services: Iterable[str] | None) -> list[str]:
+    chosen = list(services) if services else list(SERVICES)
+    unknown = [s for s in chosen if s not in SERVICES]
+    if unknown:
+        raise LabError(f"unknown service {unknown[0]!r}", f"choose from {', '.join(SERVICES)}")
+    return [s for s in SERVICES if s in chosen]
+
+
+def wipe_data(cfg: LabConfig, pm: ProcessManager) -> None:
+    """Delete the servers' databases (only while nothing is running)."""
+    running = [s for s in pm.known_services() if pm.status(s).state != "stopped"]
+    if running:
+        raise LabError(
+            f"--fresh would wipe data under a running lab ({', '.join(running)})",
+            "run `fhirlab down` first",
+        )
+    shutil.rmtree(cfg.data_dir, ignore_errors=True)
+
+
+def up(
+    cfg: LabConfig,
+    services: Iterable[str] | None = None,
+    fresh: bool = False,
+    say: Say = quiet,
+    tick: Tick = lambda _s, _m: None,
+) -> UpResult:
+    pm = manager(cfg)
+    names = select(services)
+    if fresh:
+        wipe_data(cfg, pm)
+    cfg.data_dir.mkdir(parents=True, exist_ok=True)
+
+    specs: dict[str, ServiceSpec] = {}
+    reused: list[str] = []
+    for name in names:
+        spec = SPEC_BUILDERS[name](cfg, say)
+        status = pm.status(name, spec.health_check)
+        if status.state == "running":
+            reused.append(name)
+            continue
+        if status.state == "unhealthy":
+            say(f"{name} (pid {status.pid}) is running but not healthy; restarting it")
+            pm.stop(name)
+        specs[name] = spec
+
+    for spec in specs.values():
+        pm.check_ports(spec, port_variable)
+
+    started: dict[str, ServiceState] = {}
+    seconds: dict[str, float] = {}
+    t0 = time.monotonic()
+    try:
+        for name, spec in specs.items():
+            started[name] = pm.start(spec)
+            tick(name, "starting")
+        pending = dict(started)
+        while pending:
+            for name, state in list(pending.items()):
+                if pm.poll_ready(specs[name], state):
+                    seconds[name] = time.monotonic() - t0
+                    tick(name, f"ready in {seconds[name]:.1f} s")
+                    del pending[name]
+                else:
+                    tick(name, f"waiting for readiness ({time.monotonic() - t0:.0f} s)")
+            if pending and time.monotonic() - t0 > cfg.start_timeout_s:
+                slow = ", ".join(pending)
+                raise LabError(
+                    f"{slow} not ready after {cfg.start_timeout_s:.0f} s",
+                    f"see `fhirlab logs {next(iter(pending))}`; set FHIRLAB_START_TIMEOUT higher",
+                )
+            if pending:
+                time.sleep(0.5)
+        realms: list[str] = []
+        if "keycloak" in names:
+            with KeycloakAdmin(cfg.keycloak_url, cfg.admin_user, cfg.admin_password) as admin:
+                realms = ensure_lab_realms(admin, cfg.repo)
+    except BaseException:
+        for name in reversed(list(started)):
+            pm.stop(name)
+        raise
+    return UpResult(tuple(started), tuple(reused), seconds, tuple(realms))
+
+
+def down(cfg: LabConfig, services: Iterable[str] | None = None) -> list[str]:
+    """Stop the lab's services (gateway first); names of those that were running."""
+    pm = manager(cfg)
+    names = select(services)
+    stopped = []
+    for name in reversed(names):
+        if pm.stop(name):
+            stopped.append(name)
+    return stopped
+
+
+def status(cfg: LabConfig) -> list[ServiceStatus]:
+    pm = manager(cfg)
+    return [pm.status(name, HEALTH_CHECKS[name]) for name in SERVICES]

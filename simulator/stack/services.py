@@ -1,0 +1,113 @@
+"""The lab's three servers as `ServiceSpec`s: what to run, on which ports, and how to tell ready.
+
+Start order matters only for readiness: Keycloak and HAPI start side by side; the gateway needs
+neither to start (it fetches Keycloak's keys lazily and forwards to HAPI per request).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import httpx
+
+from simulator.stack.artifacts import Say, ensure_hapi_jar, ensure_keycloak, quiet
+from simulator.stack.config import LabConfig
+from simulator.stack.process import ServiceSpec, status_ok
+from simulator.stack.tools import find_jdk
+
+SERVICES = ("keycloak", "hapi", "gateway")
+
+# Java versions each server supports, most preferred first.
+KEYCLOAK_JAVA = (21, 17)
+HAPI_JAVA = (17, 21)
+
+
+def _keycloak_ready(response: httpx.Response) -> bool:
+    return response.status_code == 200 and '"UP"' in response.text
+
+
+def _hapi_ready(response: httpx.Response) -> bool:
+    return response.status_code == 200 and '"CapabilityStatement"' in response.text
+
+
+def keycloak_spec(cfg: LabConfig, say: Say = quiet) -> ServiceSpec:
+    jdk = find_jdk("Keycloak", KEYCLOAK_JAVA)
+    home = ensure_keycloak(cfg, say)
+    db = cfg.data_dir / "keycloak" / "keycloakdb"
+    return ServiceSpec(
+        name="keycloak",
+        command=(
+            str(home / "bin" / "kc.sh"),
+            "start-dev",
+            f"--http-host={cfg.host}",
+            f"--http-port={cfg.ports.keycloak}",
+            f"--http-management-port={cfg.ports.keycloak_management}",
+            f"--hostname={cfg.keycloak_url}",
+            "--health-enabled=true",
+            "--db=dev-file",
+            f"--db-url=jdbc:h2:file:{db};NON_KEYWORDS=VALUE",
+        ),
+        env={
+            "JAVA_HOME": str(jdk.home),
+            "KC_BOOTSTRAP_ADMIN_USERNAME": cfg.admin_user,
+            "KC_BOOTSTRAP_ADMIN_PASSWORD": cfg.admin_password,
+            "JAVA_OPTS_KC_HEAP": f"-Xms64m -Xmx{cfg.keycloak_heap}",
+        },
+        health_url=cfg.keycloak_health_url,
+        url=cfg.keycloak_url,
+        ports=(
+            ("keycloak", cfg.ports.keycloak),
+            ("keycloak_management", cfg.ports.keycloak_management),
+        ),
+        health_check=_keycloak_ready,
+    )
+
+
+def hapi_spec(cfg: LabConfig, say: Say = quiet) -> ServiceSpec:
+    jdk = find_jdk("HAPI FHIR", HAPI_JAVA)
+    jar = ensure_hapi_jar(cfg, say)
+    datasource = cfg.hapi_datasource_url or f"jdbc:h2:file:{cfg.data_dir / 'hapi' / 'h2db'}"
+    return ServiceSpec(
+        name="hapi",
+        command=(
+            str(jdk.java),
+            f"-Xmx{cfg.hapi_heap}",
+            "-XX:+UseG1GC",
+            "-XX:+ExitOnOutOfMemoryError",
+            "-jar",
+            str(jar),
+            f"--spring.config.location=file:{cfg.repo / 'hapi' / 'application.yaml'}",
+            f"--server.address={cfg.host}",
+            f"--server.port={cfg.ports.hapi}",
+            f"--spring.datasource.url={datasource}",
+        ),
+        cwd=cfg.data_dir,
+        health_url=f"{cfg.hapi_base_url}/metadata",
+        url=cfg.hapi_base_url,
+        ports=(("hapi", cfg.ports.hapi),),
+        health_check=_hapi_ready,
+    )
+
+
+def gateway_spec(cfg: LabConfig, say: Say = quiet) -> ServiceSpec:
+    return ServiceSpec(
+        name="gateway",
+        command=(
+            sys.executable,
+            "-m",
+            "gateway",
+            "--host",
+            cfg.host,
+            "--port",
+            str(cfg.ports.gateway),
+            "--upstream",
+            cfg.hapi_base_url,
+        ),
+        health_url=f"http://{cfg.host}:{cfg.ports.gateway}/_gateway/health",
+        url=cfg.gateway_base_url,
+        ports=(("gateway", cfg.ports.gateway),),
+    )
+
+
+SPEC_BUILDERS = {"keycloak": keycloak_spec, "hapi": hapi_spec, "gateway": gateway_spec}
+HEALTH_CHECKS = {"keycloak": _keycloak_ready, "hapi": _hapi_ready, "gateway": status_ok}

@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from simulator.stack.config import load_config
+from simulator.stack.errors import LabError
+
+
+def test_defaults() -> None:
+    cfg = load_config({})
+    assert (cfg.ports.gateway, cfg.ports.keycloak, cfg.ports.hapi) == (8080, 8180, 8280)
+    assert cfg.gateway_base_url == "http://localhost:8080/fhir"
+    assert cfg.issuer("fhirlab") == "http://localhost:8180/realms/fhirlab"
+
+
+def test_environment_overrides(tmp_path: Path) -> None:
+    cfg = load_config({"FHIRLAB_GATEWAY_PORT": "18080", "FHIRLAB_HOME": str(tmp_path)})
+    assert cfg.ports.gateway == 18080
+    assert cfg.home == tmp_path.resolve()
+    assert cfg.run_dir == tmp_path.resolve() / "run"
+
+
+@pytest.mark.parametrize("value", ["http", "0", "70000", "-1"])
+def test_bad_port_is_a_clear_error(value: str) -> None:
+    with pytest.raises(LabError) as caught:
+        load_config({"FHIRLAB_HAPI_PORT": value})
+    assert "FHIRLAB_HAPI_PORT" in caught.value.message
+
+
+def test_ports_must_differ() -> None:
+    with pytest.raises(LabError) as caught:
+        load_config({"FHIRLAB_HAPI_PORT": "8080"})
+    assert "8080" in caught.value.message
+
+
+def test_bad_timeout() -> None:
+    with pytest.raises(LabError):
+        load_config({"FHIRLAB_START_TIMEOUT": "soon"})
