@@ -87,3 +87,9 @@ async def test_paths_outside_the_fhir_base_are_404_without_forwarding() -> None:
 async def test_health() -> None:
     resp = await call(fake_hapi, "GET", "/_gateway/health")
     assert resp.json()["status"] == "UP"
+
+
+@pytest.mark.anyio
+async def test_ready_follows_the_upstream() -> None:
+    assert (await call(fake_hapi, "GET", "/_gateway/ready")).status_code == 200
+    assert (await call(refusing, "GET", "/_gateway/ready")).status_code == 503
