@@ -31,6 +31,12 @@ def create_app(
     async def health(_: Request) -> Response:
         return JSONResponse({"status": "UP", "mode": "pass-through", "upstream": upstream.base})
 
+    async def ready(_: Request) -> Response:
+        """Deep readiness: 200 only when HAPI answers its CapabilityStatement."""
+        if await upstream.ready():
+            return JSONResponse({"status": "UP", "upstream": upstream.base})
+        return JSONResponse({"status": "DOWN", "upstream": upstream.base}, status_code=503)
+
     async def fhir(request: Request) -> Response:
         return await upstream.forward(request)
 
@@ -46,6 +52,7 @@ def create_app(
 
     routes = [
         Route("/_gateway/health", health, methods=["GET"]),
+        Route("/_gateway/ready", ready, methods=["GET"]),
         Route(settings.base_path, fhir, methods=METHODS),
         Route(settings.base_path + "/{path:path}", fhir, methods=METHODS),
         Route("/{path:path}", outside, methods=METHODS),

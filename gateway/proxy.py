@@ -52,6 +52,13 @@ class Upstream:
     async def aclose(self) -> None:
         await self.client.aclose()
 
+    async def ready(self) -> bool:
+        try:
+            resp = await self.client.get(f"{self.base}/metadata", timeout=5.0)
+        except httpx.HTTPError:
+            return False
+        return resp.status_code == 200
+
     def target(self, request: Request) -> str:
         path = request.url.path[len(self.settings.base_path) :]
         query = request.url.query
