@@ -7,7 +7,11 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: lab test unit lint up down status clean
+# the integration tests' own lab (ports and directory), kept running between test runs if wanted
+TEST_LAB := FHIRLAB_HOME=.lab/test FHIRLAB_GATEWAY_PORT=18080 FHIRLAB_KEYCLOAK_PORT=18180 \
+            FHIRLAB_KEYCLOAK_MANAGEMENT_PORT=19180 FHIRLAB_HAPI_PORT=18280
+
+.PHONY: lab test unit lint up down status clean test-stack test-stack-down
 
 $(BIN)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "fhirlab needs Python >= 3.11; set PYTHON=python3.11")'
@@ -31,6 +35,12 @@ lint: $(BIN)/.installed
 
 up down status: $(BIN)/.installed
 	$(BIN)/fhirlab $@
+
+test-stack: $(BIN)/.installed
+	$(TEST_LAB) $(BIN)/fhirlab up
+
+test-stack-down: $(BIN)/.installed
+	$(TEST_LAB) $(BIN)/fhirlab down
 
 clean:
 	-$(BIN)/fhirlab down

@@ -1,7 +1,8 @@
 """Forwarding to HAPI: one pooled async HTTP client, bodies streamed both ways.
 
-The gateway tells HAPI where clients really are (`X-Forwarded-*`), so the links HAPI writes
-(paging, bulk-export status and output) point at the gateway, never at HAPI itself.
+The gateway tells HAPI where clients really are (`X-Forwarded-Host`/`-Proto`; both serve FHIR at
+the same path), so the links HAPI writes (paging, bulk-export status and output) point at the
+gateway, never at HAPI itself.
 """
 
 from __future__ import annotations
@@ -70,7 +71,6 @@ class Upstream:
         if host:
             headers.append(("x-forwarded-host", host))
         headers.append(("x-forwarded-proto", request.url.scheme))
-        headers.append(("x-forwarded-prefix", self.settings.base_path))
         return headers
 
     async def forward(self, request: Request) -> Response:

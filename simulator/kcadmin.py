@@ -6,9 +6,7 @@ JSON calls. Connection problems and refused logins become one-line `LabError`s.
 
 from __future__ import annotations
 
-import json
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -85,23 +83,10 @@ class KeycloakAdmin:
         resp = self.request("GET", f"/realms/{realm}")
         return self.expect(resp, 200, 404).status_code == 200
 
-    def ensure_realm(self, representation: dict[str, Any]) -> bool:
-        """Create the realm if it does not exist; True if it was created."""
-        if self.realm_exists(representation["realm"]):
-            return False
-        self.expect(self.request("POST", "/realms", json=representation), 201)
-        return True
+    def client_scopes(self, realm: str) -> dict[str, str]:
+        """Client scope ids by name."""
+        resp = self.expect(self.request("GET", f"/realms/{realm}/client-scopes"), 200)
+        return {s["name"]: s["id"] for s in resp.json()}
 
-
-def realm_files(repo: Path) -> list[Path]:
-    return sorted((repo / "keycloak" / "realms").glob("*.json"))
-
-
-def ensure_lab_realms(admin: KeycloakAdmin, repo: Path) -> list[str]:
-    """Provision every realm under keycloak/realms/ that Keycloak lacks; names of created ones."""
-    created = []
-    for path in realm_files(repo):
-        representation = json.loads(path.read_text())
-        if admin.ensure_realm(representation):
-            created.append(representation["realm"])
-    return created
+    def create_realm(self, representation: dict[str, Any]) -> None:
+        self.expect(self.request("POST", "/realms", json=representation, timeout=300), 201)

@@ -15,6 +15,7 @@ from typing import Annotated
 import httpx
 import typer
 
+from simulator.authserver.tenants import load_tenants
 from simulator.cli.console import err, out
 from simulator.cli.stack_cmds import start_stack
 from simulator.stack import lab as stack
@@ -38,16 +39,18 @@ def smoke_checks(cfg: LabConfig) -> list[dict[str, object]]:
                 f"fhirVersion {meta.json().get('fhirVersion') if meta.status_code == 200 else '-'}",
             }
         )
-        disco = http.get(f"{cfg.issuer()}/.well-known/openid-configuration")
-        ok = disco.status_code == 200 and disco.json().get("issuer") == cfg.issuer()
-        checks.append(
-            {
-                "id": "stack.keycloak-realm",
-                "status": "pass" if ok else "fail",
-                "evidence": f"GET {cfg.issuer()}/.well-known/openid-configuration -> "
-                f"{disco.status_code}",
-            }
-        )
+        for tenant in load_tenants(cfg.repo).ids:
+            issuer = cfg.issuer(tenant)
+            disco = http.get(f"{issuer}/.well-known/openid-configuration")
+            ok = disco.status_code == 200 and disco.json().get("issuer") == issuer
+            checks.append(
+                {
+                    "id": f"stack.keycloak-realm.{tenant}",
+                    "status": "pass" if ok else "fail",
+                    "evidence": f"GET {issuer}/.well-known/openid-configuration -> "
+                    f"{disco.status_code}",
+                }
+            )
     return checks
 
 

@@ -89,35 +89,50 @@ def ensure_keycloak(cfg: LabConfig, say: Say = quiet) -> Path:
     return home
 
 
-# ---- HAPI FHIR ----------------------------------------------------------------------------
-def hapi_sources_digest(hapi_dir: Path) -> str:
-    """A digest of everything that goes into the launcher jar (pom + sources)."""
+# ---- jars built from this repository (HAPI launcher, Keycloak SMART provider) ------------
+def sources_digest(project: Path) -> str:
+    """A digest of everything that goes into a Maven project's jar (pom + sources)."""
     digest = hashlib.sha256()
-    files = [hapi_dir / "pom.xml", *sorted((hapi_dir / "src").rglob("*"))]
+    files = [project / "pom.xml", *sorted((project / "src").rglob("*"))]
     for path in files:
         if path.is_file():
-            digest.update(str(path.relative_to(hapi_dir)).encode())
+            digest.update(str(path.relative_to(project)).encode())
             digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
 
 
-def hapi_jar(cfg: LabConfig) -> Path:
-    return cfg.cache / "hapi" / hapi_sources_digest(cfg.repo / "hapi") / "fhirlab-hapi.jar"
-
-
-def ensure_hapi_jar(cfg: LabConfig, say: Say = quiet) -> Path:
-    """The launcher jar for the current `hapi/` sources, building it with Maven if needed."""
-    jar = hapi_jar(cfg)
+def built_jar(cfg: LabConfig, project: Path, jar_name: str, what: str, say: Say = quiet) -> Path:
+    """The jar of `project` for its current sources, built with Maven once and cached."""
+    jar = cfg.cache / "jars" / project.name / sources_digest(project) / jar_name
     if jar.exists():
         return jar
-    hapi_dir = cfg.repo / "hapi"
-    say("building the HAPI FHIR launcher with Maven (the first build downloads its dependencies)")
-    _run_maven(["-q", "-f", str(hapi_dir / "pom.xml"), "package", "-DskipTests"], "building hapi/")
-    built = hapi_dir / "target" / "fhirlab-hapi.jar"
+    say(f"building {what} with Maven (the first build downloads its dependencies)")
+    _run_maven(["-q", "-f", str(project / "pom.xml"), "package", "-DskipTests"], f"building {what}")
+    built = project / "target" / jar_name
     if not built.exists():
-        raise DownloadFailed(f"Maven finished but {built} is missing", "check hapi/pom.xml")
+        raise DownloadFailed(f"Maven finished but {built} is missing", f"check {project}/pom.xml")
     jar.parent.mkdir(parents=True, exist_ok=True)
     tmp = jar.with_suffix(".tmp")
     shutil.copyfile(built, tmp)
     tmp.replace(jar)
     return jar
+
+
+def ensure_hapi_jar(cfg: LabConfig, say: Say = quiet) -> Path:
+    return built_jar(cfg, cfg.repo / "hapi", "fhirlab-hapi.jar", "the HAPI FHIR launcher", say)
+
+
+SMART_PROVIDER_JAR = "fhirlab-smart-provider.jar"
+
+
+def install_smart_provider(cfg: LabConfig, keycloak: Path, say: Say = quiet) -> Path:
+    """Put the SMART launch-context provider into Keycloak's providers/ (if it changed)."""
+    jar = built_jar(
+        cfg, cfg.repo / "keycloak" / "smart-provider", SMART_PROVIDER_JAR, "the SMART provider", say
+    )
+    target = keycloak / "providers" / SMART_PROVIDER_JAR
+    if not target.exists() or target.read_bytes() != jar.read_bytes():
+        tmp = target.with_suffix(".tmp")
+        shutil.copyfile(jar, tmp)
+        tmp.replace(target)
+    return target

@@ -16,7 +16,6 @@ from simulator.stack.errors import LabError
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 KEYCLOAK_VERSION = "26.5.6"
-LAB_REALMS = ("fhirlab",)
 
 # Demo-only credentials for the Keycloak bootstrap admin: never use them outside the lab.
 DEMO_ADMIN_USER = "admin"
@@ -55,6 +54,9 @@ class LabConfig:
     keycloak_heap: str = "512m"
     hapi_datasource_url: str | None = None  # None: embedded H2 under home/hapi
     start_timeout_s: float = 600.0
+    # external: the servers run elsewhere (docker compose, your own); the lab only uses them.
+    external: bool = False
+    url_overrides: Mapping[str, str] = field(default_factory=dict)
 
     # ---- derived locations -------------------------------------------------------------
     @property
@@ -71,21 +73,24 @@ class LabConfig:
 
     @property
     def keycloak_url(self) -> str:
-        return f"http://localhost:{self.ports.keycloak}"
+        return self.url_overrides.get("keycloak") or f"http://localhost:{self.ports.keycloak}"
 
     @property
     def keycloak_health_url(self) -> str:
-        return f"http://{self.host}:{self.ports.keycloak_management}/health/ready"
+        return (
+            self.url_overrides.get("keycloak_health")
+            or f"http://{self.host}:{self.ports.keycloak_management}/health/ready"
+        )
 
     @property
     def hapi_base_url(self) -> str:
-        return f"http://{self.host}:{self.ports.hapi}/fhir"
+        return self.url_overrides.get("hapi") or f"http://{self.host}:{self.ports.hapi}/fhir"
 
     @property
     def gateway_base_url(self) -> str:
-        return f"http://localhost:{self.ports.gateway}/fhir"
+        return self.url_overrides.get("gateway") or f"http://localhost:{self.ports.gateway}/fhir"
 
-    def issuer(self, realm: str = LAB_REALMS[0]) -> str:
+    def issuer(self, realm: str) -> str:
         return f"{self.keycloak_url}/realms/{realm}"
 
     def with_home(self, home: Path) -> LabConfig:
@@ -119,6 +124,24 @@ def _port(env: Mapping[str, str], name: str, default: int) -> int:
     return value
 
 
+_URL_VARS = {
+    "gateway": "FHIRLAB_GATEWAY_URL",
+    "hapi": "FHIRLAB_HAPI_URL",
+    "keycloak": "FHIRLAB_KEYCLOAK_URL",
+    "keycloak_health": "FHIRLAB_KEYCLOAK_HEALTH_URL",
+}
+
+
+def _stack_mode(env: Mapping[str, str]) -> bool:
+    mode = env.get("FHIRLAB_STACK", "native") or "native"
+    if mode not in ("native", "external"):
+        raise LabError(
+            f"FHIRLAB_STACK={mode!r} is not a stack mode",
+            "use native (the lab starts the servers) or external (they already run)",
+        )
+    return mode == "external"
+
+
 def load_config(env: Mapping[str, str] | None = None) -> LabConfig:
     """Build the lab configuration from FHIRLAB_* variables over the defaults."""
     env = os.environ if env is None else env
@@ -139,6 +162,8 @@ def load_config(env: Mapping[str, str] | None = None) -> LabConfig:
         keycloak_heap=env.get("FHIRLAB_KEYCLOAK_HEAP") or base.keycloak_heap,
         hapi_datasource_url=env.get("FHIRLAB_HAPI_DATASOURCE_URL") or None,
         start_timeout_s=_seconds(env, "FHIRLAB_START_TIMEOUT", base.start_timeout_s),
+        external=_stack_mode(env),
+        url_overrides={k: env[v].rstrip("/") for k, v in _URL_VARS.items() if env.get(v)},
     )
 
 

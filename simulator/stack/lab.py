@@ -13,7 +13,9 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from simulator.kcadmin import KeycloakAdmin, ensure_lab_realms
+import httpx
+
+from simulator.authserver.provision import provision_tenants
 from simulator.stack.artifacts import Say, quiet
 from simulator.stack.config import LabConfig, port_variable
 from simulator.stack.errors import LabError
@@ -54,6 +56,44 @@ def wipe_data(cfg: LabConfig, pm: ProcessManager) -> None:
     shutil.rmtree(cfg.data_dir, ignore_errors=True)
 
 
+def external_health_urls(cfg: LabConfig) -> dict[str, str]:
+    """Where to ask each externally run service whether it is ready."""
+    return {
+        "keycloak": cfg.keycloak_health_url,
+        "hapi": f"{cfg.hapi_base_url}/metadata",
+        "gateway": f"{cfg.gateway_base_url}/metadata",
+    }
+
+
+def wait_external(cfg: LabConfig, names: list[str], tick: Tick) -> dict[str, float]:
+    """Wait for servers the lab does not run (compose, your own) to answer their health URL."""
+    urls = external_health_urls(cfg)
+    t0 = time.monotonic()
+    seconds: dict[str, float] = {}
+    pending = list(names)
+    with httpx.Client(timeout=5.0) as http:
+        while pending:
+            for name in list(pending):
+                try:
+                    ok = HEALTH_CHECKS[name](http.get(urls[name]))
+                except httpx.HTTPError:
+                    ok = False
+                if ok:
+                    seconds[name] = time.monotonic() - t0
+                    tick(name, f"ready in {seconds[name]:.1f} s (external)")
+                    pending.remove(name)
+                else:
+                    tick(name, f"waiting for {urls[name]} ({time.monotonic() - t0:.0f} s)")
+            if pending and time.monotonic() - t0 > cfg.start_timeout_s:
+                raise LabError(
+                    f"external {', '.join(pending)} not ready after {cfg.start_timeout_s:.0f} s",
+                    "start them (e.g. `docker compose up -d`) or check the FHIRLAB_*_URL variables",
+                )
+            if pending:
+                time.sleep(1.0)
+    return seconds
+
+
 def up(
     cfg: LabConfig,
     services: Iterable[str] | None = None,
@@ -61,8 +101,12 @@ def up(
     say: Say = quiet,
     tick: Tick = lambda _s, _m: None,
 ) -> UpResult:
-    pm = manager(cfg)
     names = select(services)
+    if cfg.external:
+        seconds = wait_external(cfg, names, tick)
+        realms = _provision(cfg) if "keycloak" in names else ()
+        return UpResult((), tuple(names), seconds, realms)
+    pm = manager(cfg)
     if fresh:
         wipe_data(cfg, pm)
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
@@ -107,19 +151,27 @@ def up(
                 )
             if pending:
                 time.sleep(0.5)
-        realms: list[str] = []
-        if "keycloak" in names:
-            with KeycloakAdmin(cfg.keycloak_url, cfg.admin_user, cfg.admin_password) as admin:
-                realms = ensure_lab_realms(admin, cfg.repo)
+        realms = _provision(cfg) if "keycloak" in names else ()
     except BaseException:
         for name in reversed(list(started)):
             pm.stop(name)
         raise
-    return UpResult(tuple(started), tuple(reused), seconds, tuple(realms))
+    return UpResult(tuple(started), tuple(reused), seconds, realms)
+
+
+def _provision(cfg: LabConfig) -> tuple[str, ...]:
+    """Complete the tenant realms; names of realms that were created now."""
+    created = provision_tenants(cfg)
+    return tuple(realm for pieces in created.values() for realm in pieces["realm"])
 
 
 def down(cfg: LabConfig, services: Iterable[str] | None = None) -> list[str]:
     """Stop the lab's services (gateway first); names of those that were running."""
+    if cfg.external:
+        raise LabError(
+            "FHIRLAB_STACK=external: the lab did not start these servers and will not stop them",
+            "stop them where they run (e.g. `docker compose down`)",
+        )
     pm = manager(cfg)
     names = select(services)
     stopped = []
@@ -130,5 +182,16 @@ def down(cfg: LabConfig, services: Iterable[str] | None = None) -> list[str]:
 
 
 def status(cfg: LabConfig) -> list[ServiceStatus]:
+    if cfg.external:
+        urls = external_health_urls(cfg)
+        result = []
+        with httpx.Client(timeout=5.0) as http:
+            for name in SERVICES:
+                try:
+                    ok = HEALTH_CHECKS[name](http.get(urls[name]))
+                except httpx.HTTPError:
+                    ok = False
+                result.append(ServiceStatus(name, "running" if ok else "stopped", url=urls[name]))
+        return result
     pm = manager(cfg)
     return [pm.status(name, HEALTH_CHECKS[name]) for name in SERVICES]

@@ -10,7 +10,13 @@ import sys
 
 import httpx
 
-from simulator.stack.artifacts import Say, ensure_hapi_jar, ensure_keycloak, quiet
+from simulator.stack.artifacts import (
+    Say,
+    ensure_hapi_jar,
+    ensure_keycloak,
+    install_smart_provider,
+    quiet,
+)
 from simulator.stack.config import LabConfig
 from simulator.stack.process import ServiceSpec, status_ok
 from simulator.stack.tools import find_jdk
@@ -30,20 +36,31 @@ def _hapi_ready(response: httpx.Response) -> bool:
     return response.status_code == 200 and '"CapabilityStatement"' in response.text
 
 
+def keycloak_start_options(http_port: int, management_port: int, hostname: str) -> list[str]:
+    """Options shared by the native process and the container (docker-compose.yml is checked
+    against these in tests/unit/stack/test_compose.py)."""
+    return [
+        "start-dev",
+        f"--http-port={http_port}",
+        f"--http-management-port={management_port}",
+        f"--hostname={hostname}",
+        "--health-enabled=true",
+    ]
+
+
 def keycloak_spec(cfg: LabConfig, say: Say = quiet) -> ServiceSpec:
     jdk = find_jdk("Keycloak", KEYCLOAK_JAVA)
     home = ensure_keycloak(cfg, say)
+    install_smart_provider(cfg, home, say)
     db = cfg.data_dir / "keycloak" / "keycloakdb"
     return ServiceSpec(
         name="keycloak",
         command=(
             str(home / "bin" / "kc.sh"),
-            "start-dev",
+            *keycloak_start_options(
+                cfg.ports.keycloak, cfg.ports.keycloak_management, cfg.keycloak_url
+            ),
             f"--http-host={cfg.host}",
-            f"--http-port={cfg.ports.keycloak}",
-            f"--http-management-port={cfg.ports.keycloak_management}",
-            f"--hostname={cfg.keycloak_url}",
-            "--health-enabled=true",
             "--db=dev-file",
             f"--db-url=jdbc:h2:file:{db};NON_KEYWORDS=VALUE",
         ),

@@ -55,7 +55,7 @@ async def test_forwards_path_and_query_and_strips_credentials() -> None:
     assert str(sent.url) == "http://hapi.internal:8280/fhir/Patient?name=Smith&_count=5"
     assert "authorization" not in sent.headers
     assert sent.headers["x-forwarded-host"] == "localhost:8080"
-    assert sent.headers["x-forwarded-prefix"] == "/fhir"
+    assert sent.headers["x-forwarded-proto"] == "http"
     assert "connection" not in resp.headers
 
 

@@ -12,7 +12,7 @@ def test_defaults() -> None:
     cfg = load_config({})
     assert (cfg.ports.gateway, cfg.ports.keycloak, cfg.ports.hapi) == (8080, 8180, 8280)
     assert cfg.gateway_base_url == "http://localhost:8080/fhir"
-    assert cfg.issuer("fhirlab") == "http://localhost:8180/realms/fhirlab"
+    assert cfg.issuer("tenant-a") == "http://localhost:8180/realms/tenant-a"
 
 
 def test_environment_overrides(tmp_path: Path) -> None:

@@ -1,0 +1,1 @@
+"""Keycloak as the lab's SMART authorization server: scopes, client profiles, provisioning."""

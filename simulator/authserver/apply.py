@@ -1,0 +1,65 @@
+"""`fhirlab clients apply | show`: provision client profiles and read them back."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from simulator.authserver.clients import Applied, apply_profile, effective_client
+from simulator.authserver.profiles import PROFILE_DIR, Authenticator, ClientProfile, load_profiles
+from simulator.authserver.provision import provision_tenants
+from simulator.authserver.tenants import load_tenants
+from simulator.kcadmin import KeycloakAdmin
+from simulator.smart.keys import client_key, public_jwks
+from simulator.stack.config import LabConfig
+from simulator.stack.errors import LabError
+
+
+def profile_dir(cfg: LabConfig) -> Path:
+    return cfg.repo / PROFILE_DIR
+
+
+def select_profiles(cfg: LabConfig, client_ids: Iterable[str] = ()) -> list[ClientProfile]:
+    profiles = load_profiles(profile_dir(cfg))
+    tenants = set(load_tenants(cfg.repo).ids)
+    for profile in profiles.values():
+        unknown = [t for t in profile.tenants if t not in tenants]
+        if unknown:
+            raise LabError(
+                f"client {profile.client_id}: unknown tenant {unknown[0]!r}",
+                f"use one of {', '.join(sorted(tenants))} (keycloak/tenants.yaml)",
+            )
+    wanted = list(client_ids)
+    missing = [c for c in wanted if c not in profiles]
+    if missing:
+        raise LabError(
+            f"no client profile {missing[0]!r} in {profile_dir(cfg)}",
+            f"known: {', '.join(sorted(profiles))}",
+        )
+    return [profiles[c] for c in wanted] if wanted else list(profiles.values())
+
+
+def apply_profiles(cfg: LabConfig, client_ids: Iterable[str] = ()) -> list[Applied]:
+    profiles = select_profiles(cfg, client_ids)
+    provision_tenants(cfg)
+    applied = []
+    with KeycloakAdmin(cfg.keycloak_url, cfg.admin_user, cfg.admin_password) as admin:
+        for profile in profiles:
+            for tenant in profile.tenants:
+                jwks = None
+                if profile.authenticator is Authenticator.PRIVATE_KEY_JWT:
+                    jwks = public_jwks(client_key(cfg.home, tenant, profile.client_id))
+                applied.append(apply_profile(admin, profile, tenant, jwks))
+    return applied
+
+
+def show_profiles(cfg: LabConfig, client_ids: Iterable[str] = ()) -> list[dict[str, Any]]:
+    profiles = select_profiles(cfg, client_ids)
+    shown = []
+    with KeycloakAdmin(cfg.keycloak_url, cfg.admin_user, cfg.admin_password) as admin:
+        for profile in profiles:
+            for tenant in profile.tenants:
+                effective = effective_client(admin, tenant, profile.client_id)
+                shown.append(effective or {"tenant": tenant, "client_id": profile.client_id})
+    return shown

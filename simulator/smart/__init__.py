@@ -1,0 +1,1 @@
+"""A SMART on FHIR client for every flow the lab exercises (what an AI vendor's app would do)."""
