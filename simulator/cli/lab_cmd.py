@@ -1,8 +1,8 @@
 """`fhirlab lab`: the lab's main job on the embedded defaults.
 
-Today: bring the stack up if needed, check it end to end through the gateway, and write a results
-directory. Seeding, client provisioning, scenario replay and the load matrix join this command as
-they land (see docs/).
+Today: bring the stack up if needed, provision the client profiles, check the stack end to end
+(FHIR through the gateway, each tenant realm, a real SMART backend-services token) and write a
+results directory. Seeding, scenario replay and the load matrix join this command as they land.
 """
 
 from __future__ import annotations
@@ -15,9 +15,15 @@ from typing import Annotated
 import httpx
 import typer
 
+from simulator.authserver.apply import apply_profiles, select_profiles
 from simulator.authserver.tenants import load_tenants
 from simulator.cli.console import err, out
 from simulator.cli.stack_cmds import start_stack
+from simulator.smart.auth import PrivateKeyJwt
+from simulator.smart.client import SmartClient
+from simulator.smart.discovery import discover_issuer
+from simulator.smart.errors import SmartError
+from simulator.smart.keys import client_key
 from simulator.stack import lab as stack
 from simulator.stack.config import LabConfig, load_config
 from simulator.stack.errors import LabError
@@ -54,6 +60,29 @@ def smoke_checks(cfg: LabConfig) -> list[dict[str, object]]:
     return checks
 
 
+def smart_checks(cfg: LabConfig) -> list[dict[str, object]]:
+    """A real SMART backend-services token for the approved analytics client."""
+    profile = select_profiles(cfg, ["population-analytics"])[0]
+    tenant = profile.tenants[0]
+    server = discover_issuer(cfg.issuer(tenant))
+    auth = PrivateKeyJwt(profile.client_id, client_key(cfg.home, tenant, profile.client_id))
+    with SmartClient(server, auth) as client:
+        try:
+            token = client.client_credentials(" ".join(profile.scopes))
+        except SmartError as exc:
+            return [{"id": "smart.backend-services", "status": "fail", "evidence": str(exc)}]
+    ok = token.lifetime_s == profile.access_token_lifetime_s and not token.has_refresh_token
+    return [
+        {
+            "id": "smart.backend-services",
+            "status": "pass" if ok else "fail",
+            "evidence": f"{profile.client_id}: token for '{token.scope}', lifetime "
+            f"{token.lifetime_s} s (profile {profile.access_token_lifetime_s} s), "
+            f"refresh token: {token.has_refresh_token}",
+        }
+    ]
+
+
 def lab(
     results: Annotated[
         Path, typer.Option(help="directory to write results into (a timestamped subdirectory)")
@@ -63,7 +92,9 @@ def lab(
     cfg = load_config()
     t0 = time.time()
     up = start_stack(cfg)
-    checks = smoke_checks(cfg)
+    applied = apply_profiles(cfg)
+    err.print(f"clients   {len(applied)} client registrations applied")
+    checks = smoke_checks(cfg) + smart_checks(cfg)
     run_dir = results / time.strftime("%Y%m%d-%H%M%S", time.gmtime(t0))
     run_dir.mkdir(parents=True, exist_ok=True)
     document = {

@@ -53,6 +53,8 @@ class LabConfig:
     hapi_heap: str = "1g"
     keycloak_heap: str = "512m"
     hapi_datasource_url: str | None = None  # None: embedded H2 under home/hapi
+    hapi_datasource_username: str | None = None
+    hapi_datasource_password: str | None = None
     start_timeout_s: float = 600.0
     # external: the servers run elsewhere (docker compose, your own); the lab only uses them.
     external: bool = False
@@ -161,6 +163,8 @@ def load_config(env: Mapping[str, str] | None = None) -> LabConfig:
         hapi_heap=env.get("FHIRLAB_HAPI_HEAP") or base.hapi_heap,
         keycloak_heap=env.get("FHIRLAB_KEYCLOAK_HEAP") or base.keycloak_heap,
         hapi_datasource_url=env.get("FHIRLAB_HAPI_DATASOURCE_URL") or None,
+        hapi_datasource_username=env.get("FHIRLAB_HAPI_DATASOURCE_USERNAME") or None,
+        hapi_datasource_password=env.get("FHIRLAB_HAPI_DATASOURCE_PASSWORD") or None,
         start_timeout_s=_seconds(env, "FHIRLAB_START_TIMEOUT", base.start_timeout_s),
         external=_stack_mode(env),
         url_overrides={k: env[v].rstrip("/") for k, v in _URL_VARS.items() if env.get(v)},

@@ -23,6 +23,8 @@ from simulator.stack.tools import find_jdk
 
 SERVICES = ("keycloak", "hapi", "gateway")
 
+POSTGRES_DIALECT = "ca.uhn.fhir.jpa.model.dialect.HapiFhirPostgresDialect"
+
 # Java versions each server supports, most preferred first.
 KEYCLOAK_JAVA = (21, 17)
 HAPI_JAVA = (17, 21)
@@ -80,10 +82,25 @@ def keycloak_spec(cfg: LabConfig, say: Say = quiet) -> ServiceSpec:
     )
 
 
+def hapi_database_args(cfg: LabConfig) -> list[str]:
+    """HAPI's datasource: embedded H2 under the lab's data dir, or the configured JDBC URL."""
+    datasource = cfg.hapi_datasource_url or f"jdbc:h2:file:{cfg.data_dir / 'hapi' / 'h2db'}"
+    args = [f"--spring.datasource.url={datasource}"]
+    if datasource.startswith("jdbc:postgresql:"):
+        args += [
+            "--spring.datasource.driverClassName=org.postgresql.Driver",
+            f"--spring.jpa.properties.hibernate.dialect={POSTGRES_DIALECT}",
+        ]
+    if cfg.hapi_datasource_username:
+        args.append(f"--spring.datasource.username={cfg.hapi_datasource_username}")
+    if cfg.hapi_datasource_password:
+        args.append(f"--spring.datasource.password={cfg.hapi_datasource_password}")
+    return args
+
+
 def hapi_spec(cfg: LabConfig, say: Say = quiet) -> ServiceSpec:
     jdk = find_jdk("HAPI FHIR", HAPI_JAVA)
     jar = ensure_hapi_jar(cfg, say)
-    datasource = cfg.hapi_datasource_url or f"jdbc:h2:file:{cfg.data_dir / 'hapi' / 'h2db'}"
     return ServiceSpec(
         name="hapi",
         command=(
@@ -96,7 +113,7 @@ def hapi_spec(cfg: LabConfig, say: Say = quiet) -> ServiceSpec:
             f"--spring.config.location=file:{cfg.repo / 'hapi' / 'application.yaml'}",
             f"--server.address={cfg.host}",
             f"--server.port={cfg.ports.hapi}",
-            f"--spring.datasource.url={datasource}",
+            *hapi_database_args(cfg),
         ),
         cwd=cfg.data_dir,
         health_url=f"{cfg.hapi_base_url}/metadata",

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from simulator.stack.config import KEYCLOAK_VERSION, REPO_ROOT, Ports
-from simulator.stack.services import keycloak_start_options
+from simulator.stack.services import POSTGRES_DIALECT, keycloak_start_options
 
 COMPOSE = REPO_ROOT / "docker-compose.yml"
 
@@ -112,3 +112,13 @@ def test_image_contains_every_python_package() -> None:
     dockerfile = (REPO_ROOT / "Dockerfile").read_text()
     for package in ("gateway", "seed", "simulator"):
         assert f"COPY {package} {package}" in dockerfile
+
+
+def test_postgres_env_file_uses_the_native_dialect() -> None:
+    env = dict(
+        line.split("=", 1)
+        for line in (REPO_ROOT / "compose.postgres.env").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    assert env["FHIRLAB_HAPI_DIALECT"] == POSTGRES_DIALECT
+    assert env["FHIRLAB_HAPI_DATASOURCE_URL"].startswith("jdbc:postgresql://postgres:")

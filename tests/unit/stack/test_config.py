@@ -6,6 +6,7 @@ import pytest
 
 from simulator.stack.config import load_config
 from simulator.stack.errors import LabError
+from simulator.stack.services import POSTGRES_DIALECT, hapi_database_args
 
 
 def test_defaults() -> None:
@@ -38,3 +39,24 @@ def test_ports_must_differ() -> None:
 def test_bad_timeout() -> None:
     with pytest.raises(LabError):
         load_config({"FHIRLAB_START_TIMEOUT": "soon"})
+
+
+def test_hapi_database_defaults_to_h2_under_the_lab(tmp_path: Path) -> None:
+    cfg = load_config({"FHIRLAB_HOME": str(tmp_path)})
+    assert hapi_database_args(cfg) == [
+        f"--spring.datasource.url=jdbc:h2:file:{tmp_path.resolve()}/data/hapi/h2db"
+    ]
+
+
+def test_hapi_on_postgresql_gets_driver_dialect_and_credentials() -> None:
+    cfg = load_config(
+        {
+            "FHIRLAB_HAPI_DATASOURCE_URL": "jdbc:postgresql://127.0.0.1:5432/hapi",
+            "FHIRLAB_HAPI_DATASOURCE_USERNAME": "hapi",
+            "FHIRLAB_HAPI_DATASOURCE_PASSWORD": "demo-only",
+        }
+    )
+    args = hapi_database_args(cfg)
+    assert "--spring.datasource.driverClassName=org.postgresql.Driver" in args
+    assert f"--spring.jpa.properties.hibernate.dialect={POSTGRES_DIALECT}" in args
+    assert "--spring.datasource.username=hapi" in args

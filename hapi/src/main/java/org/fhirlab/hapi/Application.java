@@ -35,9 +35,9 @@ import java.util.Map;
 		exclude = {
 			// HAPI runs its own Quartz scheduler (HapiSchedulerServiceImpl); Boot's would be a second one.
 			QuartzAutoConfiguration.class,
-			// Hibernate Search's Elasticsearch client is on the classpath (a HAPI dependency) but unused:
-			// without these exclusions Boot creates a client for localhost:9200 and /actuator/health
-			// reports DOWN because nothing listens there.
+			// The Elasticsearch client is on the classpath (a HAPI dependency for Hibernate Search) but
+			// unused: without these exclusions Boot would create a client for localhost:9200 and add
+			// an Elasticsearch check to /actuator/health, which would then report DOWN.
 			ElasticsearchRestClientAutoConfiguration.class,
 			ElasticsearchClientAutoConfiguration.class,
 			// Thymeleaf is on the classpath only for HAPI's narrative generator; there are no web pages.

@@ -68,7 +68,8 @@ public class PersistenceConfig {
 		// Hibernate Search (Lucene / Elasticsearch full-text indexing) stays off: HAPI's normal
 		// search runs on its own SQL index tables and does not need it.
 		props.putIfAbsent("hibernate.search.enabled", "false");
-		// HAPI reads the dialect back from this map (HibernatePropertiesProvider), so it must be set.
+		// HAPI reads the dialect back from this map (JpaConfig's HibernatePropertiesProvider bean), so
+		// it must be set here rather than left to Hibernate's auto-detection.
 		props.put(
 				AvailableSettings.DIALECT,
 				chooseDialect((String) props.get(AvailableSettings.DIALECT), theDataSourceProperties.getUrl()));
