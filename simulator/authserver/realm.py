@@ -18,6 +18,7 @@ from simulator.authserver.tenants import Tenant
 from simulator.kcadmin import KeycloakAdmin
 
 LAUNCH_AUTHENTICATOR = "fhirlab-smart-launch-context"
+GATEWAY_CLIENT = "fhirlab-gateway"
 SMART_FLOW = "smart browser"
 AUDIENCE_SCOPE = "fhir-audience"
 
@@ -99,6 +100,24 @@ def realm_representation(tenant: Tenant) -> dict[str, Any]:
         "authenticatorConfig": [
             {"alias": "smart-launch-context", "config": {"launch.secret": tenant.launch_secret}}
         ],
+        "clients": [gateway_client(tenant)],
+    }
+
+
+def gateway_client(tenant: Tenant) -> dict[str, Any]:
+    """The gateway's own confidential client: no flows, it only introspects tokens (C09)."""
+    return {
+        "clientId": GATEWAY_CLIENT,
+        "name": "fhirlab gateway (token introspection)",
+        "protocol": "openid-connect",
+        "enabled": True,
+        "publicClient": False,
+        "clientAuthenticatorType": "client-secret",
+        "secret": tenant.gateway_secret,
+        "standardFlowEnabled": False,
+        "implicitFlowEnabled": False,
+        "directAccessGrantsEnabled": False,
+        "serviceAccountsEnabled": False,
     }
 
 
@@ -183,6 +202,17 @@ def ensure_realm(admin: KeycloakAdmin, tenant: Tenant, audience: str) -> dict[st
     if not admin.realm_exists(tenant.realm):
         admin.create_realm(new_realm_representation(admin, tenant, audience))
         created["realm"].append(tenant.realm)
+    else:
+        found = admin.request(
+            "GET", f"/realms/{tenant.realm}/clients", params={"clientId": GATEWAY_CLIENT}
+        )
+        if not admin.expect(found, 200).json():
+            admin.expect(
+                admin.request(
+                    "POST", f"/realms/{tenant.realm}/clients", json=gateway_client(tenant)
+                ),
+                201,
+            )
     created["user_profile"] = ensure_user_profile(admin, tenant.realm)
     created["client_scopes"] = ensure_client_scopes(
         admin, tenant.realm, catalogue_names(), audience

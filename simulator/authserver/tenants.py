@@ -18,6 +18,7 @@ class Tenant(BaseModel):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")
     display_name: str = Field(min_length=1)
     launch_secret: str = Field(min_length=32, description="demo-only HS256 key for launch handles")
+    gateway_secret: str = Field(min_length=16, description="demo-only introspection client secret")
 
     @property
     def realm(self) -> str:

@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from simulator.cli import clients_cmd, lab_cmd, logs_cmd, stack_cmds
+from simulator.cli import clients_cmd, lab_cmd, logs_cmd, seed_cmd, stack_cmds
 from simulator.cli.console import err
 from simulator.stack.errors import LabError
 
@@ -27,6 +27,7 @@ app.command("status")(stack_cmds.status)
 app.command("logs")(logs_cmd.logs)
 app.command("lab")(lab_cmd.lab)
 app.add_typer(clients_cmd.app, name="clients")
+app.command("seed")(seed_cmd.seed)
 
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
