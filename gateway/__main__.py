@@ -1,13 +1,24 @@
-"""Run the gateway: `python -m gateway --port 8080 --upstream http://127.0.0.1:8280/fhir`."""
+"""Run the gateway.
+
+    python -m gateway --upstream http://127.0.0.1:8280/fhir --keycloak http://localhost:8180 \\
+        --public-base http://localhost:8080/fhir --audit-dir .lab/audit
+
+Without `--keycloak` it runs as a plain pass-through proxy (no stages).
+"""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import uvicorn
 
 from gateway.app import create_app
+from gateway.config import load_gateway_config
+from gateway.policy import POLICY_FILE
 from gateway.settings import GatewaySettings
+from simulator.stack.config import REPO_ROOT
+from simulator.stack.errors import LabError
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -16,13 +27,27 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--upstream", default=GatewaySettings.upstream)
     parser.add_argument("--base-path", default=GatewaySettings.base_path)
+    parser.add_argument("--keycloak", help="Keycloak base URL (issuers are its tenant realms)")
+    parser.add_argument("--public-base", help="this gateway's FHIR base URL (the token audience)")
+    parser.add_argument("--policy", type=Path, default=POLICY_FILE)
+    parser.add_argument("--audit-dir", type=Path, help="where audit.jsonl and alerts.jsonl go")
+    parser.add_argument("--repo", type=Path, default=REPO_ROOT, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     try:
         settings = GatewaySettings(upstream=args.upstream, base_path=args.base_path)
     except ValueError as exc:
         parser.error(str(exc))
+    config = None
+    if args.keycloak:
+        public_base = args.public_base or f"http://localhost:{args.port}{args.base_path}"
+        try:
+            config = load_gateway_config(
+                args.repo, args.keycloak, public_base, settings, args.policy, args.audit_dir
+            )
+        except LabError as exc:
+            parser.exit(2, f"gateway: {exc}\n")
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, config=config),
         host=args.host,
         port=args.port,
         log_level="warning",

@@ -6,6 +6,8 @@ import json
 
 from starlette.responses import Response
 
+from gateway.denial import Denial
+
 FHIR_JSON = "application/fhir+json"
 
 # HTTP status -> OperationOutcome issue code (FHIR issue-type value set)
@@ -21,6 +23,18 @@ _ISSUE_CODES = {
     503: "transient",
     504: "timeout",
 }
+
+
+def denial_response(denial: Denial) -> Response:
+    """A refusal as a FHIR OperationOutcome; 401/403 carry RFC 6750 `WWW-Authenticate`."""
+    headers = {}
+    if denial.bearer_error:
+        reason = denial.reason.replace('"', "'")
+        headers["WWW-Authenticate"] = (
+            f'Bearer realm="fhir", error="{denial.bearer_error}", error_description="{reason}"'
+        )
+    prefix = f"[{denial.control}] " if denial.control else ""
+    return operation_outcome(denial.status, prefix + denial.reason, headers)
 
 
 def operation_outcome(

@@ -6,6 +6,24 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
+class TenantIssuer:
+    """A tenant's authorization server (a Keycloak realm) as the gateway trusts it."""
+
+    tenant: str
+    issuer: str
+    client_id: str = "fhirlab-gateway"  # confidential client used for introspection
+    client_secret: str = ""
+
+    @property
+    def jwks_uri(self) -> str:
+        return f"{self.issuer}/protocol/openid-connect/certs"
+
+    @property
+    def introspection_endpoint(self) -> str:
+        return f"{self.issuer}/protocol/openid-connect/token/introspect"
+
+
+@dataclass(frozen=True)
 class GatewaySettings:
     upstream: str = "http://127.0.0.1:8280/fhir"  # HAPI's FHIR base, loopback only
     base_path: str = "/fhir"  # the FHIR base clients see on the gateway

@@ -136,6 +136,9 @@ def _user(username: str, tenant: str, name: dict[str, Any], attributes: dict[str
         "attributes": {key: [value] for key, value in attributes.items()},
         "requiredActions": [],
         "credentials": [demo_credential()],
+        # partialImport does not grant the realm's default roles (offline_access, uma_authorization)
+        # as user creation does; name them, so seeded users behave like any other user.
+        "realmRoles": [f"default-roles-{tenant}"],
     }
 
 

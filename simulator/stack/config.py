@@ -74,6 +74,10 @@ class LabConfig:
         return self.home / "data"
 
     @property
+    def audit_dir(self) -> Path:
+        return self.home / "audit"
+
+    @property
     def keycloak_url(self) -> str:
         return self.url_overrides.get("keycloak") or f"http://localhost:{self.ports.keycloak}"
 

@@ -21,6 +21,11 @@ import httpx
 import psutil
 import pytest
 
+from simulator.authserver.apply import apply_profiles
+from simulator.smart.auth import PrivateKeyJwt
+from simulator.smart.client import SmartClient
+from simulator.smart.discovery import discover_issuer
+from simulator.smart.keys import client_key
 from simulator.stack import lab as stack
 from simulator.stack.config import REPO_ROOT, LabConfig, Ports, load_config
 
@@ -114,3 +119,27 @@ def gateway(lab: LabConfig) -> Iterator[httpx.Client]:
 def hapi(lab: LabConfig) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=lab.hapi_base_url, timeout=60) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def clients_applied(lab: LabConfig) -> LabConfig:
+    """The lab's client profiles provisioned into Keycloak."""
+    apply_profiles(lab)
+    return lab
+
+
+@pytest.fixture
+def analytics_token(clients_applied: LabConfig) -> str:
+    """A backend-services token of the approved analytics client (tenant-a)."""
+    lab = clients_applied
+    server = discover_issuer(lab.issuer("tenant-a"))
+    key = client_key(lab.home, "tenant-a", "population-analytics")
+    with SmartClient(server, PrivateKeyJwt("population-analytics", key)) as client:
+        token = client.client_credentials(
+            "system/Patient.rs system/Group.rs system/Observation.rs system/Condition.rs"
+        )
+    return token.access_token
+
+
+def tenant_tag(tenant: str) -> dict[str, str]:
+    return {"system": "https://fhirlab.dev/tenant", "code": tenant}

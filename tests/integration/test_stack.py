@@ -14,6 +14,7 @@ from simulator.kcadmin import KeycloakAdmin
 from simulator.stack import lab as stack
 from simulator.stack.config import LabConfig
 from simulator.stack.errors import LabError
+from tests.integration.conftest import tenant_tag
 
 FHIR_JSON = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
 
@@ -53,26 +54,44 @@ def test_capability_statement_is_r4_with_export_and_everything(
     assert "export" in ops["Group"]
 
 
-def test_patient_round_trip_through_the_gateway(gateway: httpx.Client) -> None:
+def test_patient_round_trip(
+    hapi: httpx.Client, gateway: httpx.Client, analytics_token: str
+) -> None:
+    """Written to HAPI directly, read back and found by search through the gateway."""
     pid = f"itest-{uuid.uuid4().hex[:12]}"
     family = f"Zz{uuid.uuid4().hex[:8]}"
-    patient = {"resourceType": "Patient", "id": pid, "name": [{"family": family, "given": ["Ada"]}]}
-    put = gateway.put(f"/Patient/{pid}", json=patient, headers=FHIR_JSON)
+    patient = {
+        "resourceType": "Patient",
+        "id": pid,
+        "meta": {"tag": [tenant_tag("tenant-a")]},
+        "name": [{"family": family, "given": ["Ada"]}],
+    }
+    put = hapi.put(f"/Patient/{pid}", json=patient, headers=FHIR_JSON)
     assert put.status_code in (200, 201), put.text
-    read = gateway.get(f"/Patient/{pid}", headers=FHIR_JSON)
-    assert read.status_code == 200
+    auth = {**FHIR_JSON, "Authorization": f"Bearer {analytics_token}"}
+    read = gateway.get(f"/Patient/{pid}", headers=auth)
+    assert read.status_code == 200, read.text
     assert read.json()["name"][0]["family"] == family
-    found = gateway.get("/Patient", params={"family": family}, headers=FHIR_JSON).json()
+    found = gateway.get("/Patient", params={"family": family}, headers=auth).json()
     assert len(found.get("entry", [])) == 1
     assert found["entry"][0]["resource"]["id"] == pid
+    assert gateway.get(f"/Patient/{pid}", headers=FHIR_JSON).status_code == 401
 
 
-def test_group_export_completes_and_ndjson_downloads(lab: LabConfig, gateway: httpx.Client) -> None:
+def test_group_export_completes_and_ndjson_downloads(
+    lab: LabConfig, hapi: httpx.Client, gateway: httpx.Client, analytics_token: str
+) -> None:
     tag = uuid.uuid4().hex[:10]
     members = [f"exp-{tag}-{i}" for i in range(3)]
+    meta = {"tag": [tenant_tag("tenant-a")]}
     entries = [
         {
-            "resource": {"resourceType": "Patient", "id": pid, "name": [{"family": f"Exp{tag}"}]},
+            "resource": {
+                "resourceType": "Patient",
+                "id": pid,
+                "meta": meta,
+                "name": [{"family": f"Exp{tag}"}],
+            },
             "request": {"method": "PUT", "url": f"Patient/{pid}"},
         }
         for pid in members
@@ -80,18 +99,20 @@ def test_group_export_completes_and_ndjson_downloads(lab: LabConfig, gateway: ht
     group = {
         "resourceType": "Group",
         "id": f"grp-{tag}",
+        "meta": meta,
         "type": "person",
         "actual": True,
         "member": [{"entity": {"reference": f"Patient/{pid}"}} for pid in members],
     }
     entries.append({"resource": group, "request": {"method": "PUT", "url": f"Group/grp-{tag}"}})
     bundle = {"resourceType": "Bundle", "type": "transaction", "entry": entries}
-    assert gateway.post("", json=bundle, headers=FHIR_JSON).status_code == 200
+    assert hapi.post("", json=bundle, headers=FHIR_JSON).status_code == 200
 
+    auth = {"Authorization": f"Bearer {analytics_token}"}
     kickoff = gateway.get(
         f"/Group/grp-{tag}/$export",
         params={"_type": "Patient"},
-        headers={"Accept": "application/fhir+json", "Prefer": "respond-async"},
+        headers={**auth, "Accept": "application/fhir+json", "Prefer": "respond-async"},
     )
     assert kickoff.status_code == 202, kickoff.text
     status_url = kickoff.headers["Content-Location"]
@@ -99,7 +120,7 @@ def test_group_export_completes_and_ndjson_downloads(lab: LabConfig, gateway: ht
 
     deadline = time.monotonic() + 300
     while True:
-        poll = gateway.get(status_url, headers={"Accept": "application/json"})
+        poll = gateway.get(status_url, headers={**auth, "Accept": "application/json"})
         if poll.status_code == 200:
             break
         assert poll.status_code == 202, poll.text
@@ -111,7 +132,7 @@ def test_group_export_completes_and_ndjson_downloads(lab: LabConfig, gateway: ht
     exported = set()
     for output in outputs:
         assert output["url"].startswith(lab.gateway_base_url)
-        ndjson = gateway.get(output["url"], headers={"Accept": "application/fhir+ndjson"})
+        ndjson = gateway.get(output["url"], headers={**auth, "Accept": "application/fhir+ndjson"})
         assert ndjson.status_code == 200
         for line in ndjson.text.splitlines():
             if line.strip():

@@ -1,0 +1,63 @@
+"""Control C06 at run time: every request that reaches the gateway becomes exactly one audit
+record in the hash-chained log, the anomaly detectors watch the stream, and their alerts go to the
+alerts file and into the same chain."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from gateway.anomaly import AlertSink, AnomalyEngine, observe_and_log
+from gateway.audit import AuditLog, AuditRecord
+from gateway.context import RequestContext
+
+AUDIT_FILE = "audit.jsonl"
+ALERTS_FILE = "alerts.jsonl"
+
+
+def to_record(ctx: RequestContext, latency_ms: float) -> AuditRecord:
+    denied = ctx.denied
+    monitored = next((f for f in ctx.findings if f.action == "monitor"), None)
+    finding = denied or monitored
+    fhir, token = ctx.fhir, ctx.token
+    return AuditRecord(
+        ts=time.time(),
+        request_id=ctx.request_id,
+        method=ctx.method,
+        path=ctx.raw_path,
+        query=ctx.raw_query,
+        client_id=token.client_id if token else None,
+        subject=token.subject if token else None,
+        tenant=token.tenant if token else None,
+        token_id=token.token_id if token else None,
+        patient_context=token.patient if token else None,
+        patients=tuple(sorted(ctx.patients)),
+        interaction=fhir.interaction.value if fhir else "invalid",
+        resource_type=fhir.resource_type if fhir else None,
+        operation=fhir.operation if fhir else None,
+        decision="deny" if denied else "monitor" if monitored else "allow",
+        control=finding.control if finding else None,
+        reason="; ".join(f"[{f.control or '-'}] {f.reason}" for f in ctx.findings),
+        status=ctx.status,
+        result_count=ctx.result_count,
+        latency_ms=round(latency_ms, 3),
+        stage_ms={k: round(v, 4) for k, v in ctx.stage_ms.items()},
+    )
+
+
+class GatewayAudit:
+    """The gateway's audit sink: `record` is O(1) on the event loop (writes happen on the log's
+    writer thread); `aclose` flushes everything, so a graceful shutdown loses no record."""
+
+    def __init__(self, directory: Path, engine: AnomalyEngine) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.log = AuditLog(directory / AUDIT_FILE)
+        self.alerts = AlertSink(directory / ALERTS_FILE, audit=self.log)
+        self.engine = engine
+
+    def record(self, ctx: RequestContext, latency_ms: float) -> None:
+        observe_and_log(to_record(ctx, latency_ms), self.log, self.engine, self.alerts)
+
+    async def aclose(self) -> None:
+        await self.alerts.aclose()
+        await self.log.aclose()

@@ -1,0 +1,163 @@
+"""The stage pipeline: built once from the policy, run per request (and per batch entry).
+
+Each stage contributes (control, check) pairs; the policy gives every control a mode. A check of
+an `off` control is skipped; a refusal under `enforce` stops the request, under `monitor` it is
+recorded as a finding and the request goes on. The time spent in each stage is recorded, so the
+cost of every control can be read off the audit log and compared in one run.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+from gateway.classify import ClassifyError, Interaction, classify
+from gateway.context import Finding, RequestContext
+from gateway.controls import Mode
+from gateway.denial import Denial, bad_request
+from gateway.stages import Check, Stage
+
+ModeOf = Callable[[str | None], Mode]
+# Checks that concern the request as a whole, not each entry of a batch.
+_WHOLE_REQUEST_ONLY = frozenset({"token", "rate_limit"})
+
+
+class Pipeline:
+    def __init__(self, stages: list[Stage], mode_of: ModeOf, base_path: str = "/fhir") -> None:
+        self.base_path = base_path
+        self.mode_of = mode_of
+        self.checks: list[tuple[str, str | None, Check]] = [
+            (stage.name, control, check) for stage in stages for control, check in stage.checks()
+        ]
+
+    def active_checks(self) -> list[tuple[str, str | None, Check]]:
+        return [c for c in self.checks if self.mode_of(c[1]) is not Mode.OFF]
+
+    async def run(self, ctx: RequestContext) -> Denial | None:
+        """Run every active check; the enforced refusal, if any (findings are recorded)."""
+        denial = await self._run_checks(ctx, entry=False)
+        if denial is None and ctx.fhir is not None and ctx.fhir.interaction is Interaction.BATCH:
+            denial = await self._run_entries(ctx)
+        return denial
+
+    async def _run_checks(self, ctx: RequestContext, entry: bool) -> Denial | None:
+        for stage, control, check in self.checks:
+            if entry and control in _WHOLE_REQUEST_ONLY:
+                continue
+            mode = self.mode_of(control)
+            if mode is Mode.OFF:
+                continue
+            t0 = time.perf_counter()
+            try:
+                await check(ctx)
+            except Denial as denial:
+                enforced = mode is Mode.ENFORCE
+                ctx.findings.append(
+                    Finding(
+                        denial.control or control,
+                        "deny" if enforced else "monitor",
+                        denial.status,
+                        denial.reason,
+                    )
+                )
+                if enforced:
+                    return denial
+            finally:
+                ctx.stage_ms[stage] = (
+                    ctx.stage_ms.get(stage, 0.0) + (time.perf_counter() - t0) * 1000
+                )
+        return None
+
+    async def _run_entries(self, ctx: RequestContext) -> Denial | None:
+        """Batch/transaction: every entry is checked as the request it stands for."""
+        try:
+            bundle = json.loads(ctx.body or b"")
+        except ValueError:
+            return _enforce(ctx, bad_request("the batch/transaction body is not JSON"))
+        if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
+            return _enforce(ctx, bad_request("a POST to the base must be a Bundle"))
+        entries = bundle.get("entry") or []
+        if not isinstance(entries, list):
+            return _enforce(ctx, bad_request("Bundle.entry must be a list"))
+        rewritten = False
+        for index, entry in enumerate(entries):
+            request = entry.get("request") if isinstance(entry, dict) else None
+            if not isinstance(request, dict):
+                return _enforce(ctx, bad_request(f"entry {index} has no request"))
+            method, url = str(request.get("method", "")), str(request.get("url", ""))
+            path, _, query = url.partition("?")
+            if urlsplit(url).scheme or path.startswith("/"):
+                return _enforce(ctx, bad_request(f"entry {index}: url must be relative"))
+            try:
+                fhir = classify(method, f"{self.base_path}/{path}", query, self.base_path)
+            except ClassifyError as exc:
+                return _enforce(ctx, bad_request(f"entry {index}: {exc}"))
+            if fhir.interaction is Interaction.BATCH:
+                return _enforce(ctx, bad_request(f"entry {index}: nested batch"))
+            child = RequestContext(
+                request_id=f"{ctx.request_id}.{index}",
+                method=method,
+                raw_path=path,
+                raw_query=query,
+                fhir=fhir,
+                token=ctx.token,
+                client_class=ctx.client_class,
+            )
+            resource = entry.get("resource")
+            if isinstance(resource, dict):
+                child.body = json.dumps(resource).encode()
+            denial = await self._run_checks(child, entry=True)
+            ctx.findings.extend(
+                Finding(f.control, f.action, f.status, f"entry {index}: {f.reason}")
+                for f in child.findings
+            )
+            for name, ms in child.stage_ms.items():
+                ctx.stage_ms[name] = ctx.stage_ms.get(name, 0.0) + ms
+            ctx.resource_checks.extend(child.resource_checks)
+            if denial is not None:
+                return Denial(
+                    denial.status,
+                    f"entry {index} ({method} {path}): {denial.reason}",
+                    denial.control,
+                    denial.bearer_error,
+                )
+            if child.upstream_params is not None:
+                request["url"] = f"{path}?{urlencode(child.upstream_params)}"
+                rewritten = True
+        if rewritten:
+            ctx.body = json.dumps(bundle).encode()
+        return None
+
+
+def _enforce(ctx: RequestContext, denial: Denial) -> Denial:
+    ctx.findings.append(Finding(None, "deny", denial.status, denial.reason))
+    return denial
+
+
+def check_resources(ctx: RequestContext, body: Any) -> Denial | None:
+    """Apply the request's resource checks to a response (a resource or a Bundle of them)."""
+    if not ctx.resource_checks:
+        return None
+    for resource in iter_resources(body):
+        for _control, check in ctx.resource_checks:
+            denial = check(resource)
+            if denial is not None:
+                return denial
+    return None
+
+
+def iter_resources(body: Any) -> list[dict[str, Any]]:
+    """The FHIR resources in a response body (a resource, or a Bundle's entries, recursively);
+    JSON that is not a resource (a bulk-export manifest) has none."""
+    if not isinstance(body, dict) or "resourceType" not in body:
+        return []
+    if body.get("resourceType") == "Bundle":
+        found = []
+        for entry in body.get("entry") or []:
+            if isinstance(entry, dict) and isinstance(entry.get("resource"), dict):
+                found.extend(iter_resources(entry["resource"]) or [entry["resource"]])
+        return found
+    return [body]

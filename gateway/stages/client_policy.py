@@ -1,0 +1,60 @@
+"""Stage `client_policy`: what an operational AI client's token may be (C01, C02, C03).
+
+- C01: operational AI clients hold patient-level scopes only (no `system/`, no `user/`).
+- C02: no token lives longer than the policy's maximum (`exp - iat`).
+- C03: operational AI clients hold no `offline_access` (a refresh chain that outlives the session).
+
+A client the profiles do not know is judged as operational AI: the strict default.
+"""
+
+from __future__ import annotations
+
+from gateway.context import RequestContext
+from gateway.denial import forbidden, unauthorized
+from gateway.policy import ClientPolicy
+from gateway.stages import Check, Stage
+
+
+class ClientPolicyStage(Stage):
+    name = "client_policy"
+
+    def __init__(self, policy: ClientPolicy) -> None:
+        self.operational = frozenset(policy.operational_classes)
+        self.max_lifetime_s = policy.max_token_lifetime_s
+
+    def checks(self) -> list[tuple[str | None, Check]]:
+        return [("C01", self.patient_scopes_only), ("C02", self.lifetime), ("C03", self.offline)]
+
+    def _is_operational(self, ctx: RequestContext) -> bool:
+        return ctx.client_class is None or ctx.client_class in self.operational
+
+    async def patient_scopes_only(self, ctx: RequestContext) -> None:
+        if ctx.token is None or not self._is_operational(ctx):
+            return
+        broad = sorted(c for c in ctx.token.scopes.contexts if c != "patient")
+        if broad:
+            raise forbidden(
+                f"client {ctx.token.client_id} is an operational AI client and may hold "
+                f"patient-level scopes only, not {'/'.join(broad)}/ scopes",
+                "C01",
+            )
+
+    async def lifetime(self, ctx: RequestContext) -> None:
+        if ctx.token is None or ctx.token.lifetime_s is None:
+            return
+        if ctx.token.lifetime_s > self.max_lifetime_s:
+            raise unauthorized(
+                f"token lifetime {ctx.token.lifetime_s} s exceeds the policy maximum "
+                f"{self.max_lifetime_s} s",
+                "C02",
+            )
+
+    async def offline(self, ctx: RequestContext) -> None:
+        if ctx.token is None or not self._is_operational(ctx):
+            return
+        if ctx.token.scopes.has_offline_access:
+            raise forbidden(
+                f"client {ctx.token.client_id} is an operational AI client and may not hold "
+                "offline_access",
+                "C03",
+            )

@@ -1,0 +1,101 @@
+"""Stage `scopes`: every request is covered by a granted SMART scope (C05).
+
+The scope engine (`gateway/scopes.py`) decides per resource type and permission (c r u d s).
+Operations need read access: `$everything` reads a whole compartment, so only a wildcard read
+covers it (otherwise a client holding `patient/Patient.rs` could pull every record through it).
+For an operational AI client, a request granted only by a wildcard scope (`patient/*.read`) is a
+C05 violation too: such clients must hold resource-specific scopes. A constrained scope
+(`patient/Observation.rs?category=...|laboratory`) adds a check on each returned resource.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.classify import Interaction
+from gateway.context import RequestContext
+from gateway.denial import Denial, forbidden
+from gateway.policy import ClientPolicy
+from gateway.scopes import interaction_permission
+from gateway.stages import Check, Stage
+
+_FREE = frozenset({Interaction.CAPABILITIES, Interaction.SMART_CONFIGURATION, Interaction.BATCH})
+
+
+def needed(ctx: RequestContext) -> tuple[str, str] | None:
+    """(resource type, permission) the request needs, or None if scopes do not apply."""
+    fhir = ctx.fhir
+    if fhir is None or fhir.interaction in _FREE:
+        return None
+    if fhir.operation == "$export-poll-status" or fhir.resource_type == "Binary":
+        return None  # the bulk-export flow after kick-off: governed by C04 (export allowlist)
+    if fhir.interaction is Interaction.OPERATION:
+        if fhir.operation == "$everything":
+            return "*", "r"
+        return (fhir.resource_type or "*"), "r"
+    if fhir.resource_type is None:  # system-level search or history
+        return "*", interaction_permission(fhir.interaction)
+    return fhir.resource_type, interaction_permission(fhir.interaction)
+
+
+def _codings(value: Any) -> list[tuple[str, str]]:
+    concepts = value if isinstance(value, list) else [value]
+    found = []
+    for concept in concepts:
+        if isinstance(concept, dict):
+            for coding in concept.get("coding", []) or []:
+                if isinstance(coding, dict):
+                    found.append((str(coding.get("system", "")), str(coding.get("code", ""))))
+    return found
+
+
+def satisfies(resource: dict[str, Any], constraints: tuple[tuple[str, str], ...]) -> bool:
+    """Does a resource meet a scope's constraints (token params such as category, code)?"""
+    for param, value in constraints:
+        system, _, code = value.rpartition("|")
+        codings = _codings(resource.get(param))
+        if not any(c == code and (not system or s == system) for s, c in codings):
+            return False
+    return True
+
+
+class ScopesStage(Stage):
+    name = "scopes"
+
+    def __init__(self, client_policy: ClientPolicy) -> None:
+        self.operational = frozenset(client_policy.operational_classes)
+
+    def checks(self) -> list[tuple[str | None, Check]]:
+        return [("C05", self.covered)]
+
+    async def covered(self, ctx: RequestContext) -> None:
+        need = needed(ctx)
+        if need is None or ctx.token is None:
+            return
+        resource_type, permission = need
+        scopes = ctx.token.scopes
+        decision = scopes.permits(scopes.contexts, resource_type, permission, ctx.params)
+        if not decision.allowed:
+            raise forbidden(decision.reason, "C05")
+        operational = ctx.client_class is None or ctx.client_class in self.operational
+        if operational and decision.matched is not None and decision.matched.is_wildcard:
+            raise forbidden(
+                f"{decision.reason}, a wildcard scope; operational AI clients must hold "
+                "resource-specific scopes",
+                "C05",
+            )
+        if decision.conditional:
+            options = decision.result_filter_any or (decision.needs_result_filter,)
+
+            def constrained(resource: dict[str, Any]) -> Denial | None:
+                if resource.get("resourceType") != resource_type and resource_type != "*":
+                    return None
+                if any(satisfies(resource, option) for option in options):
+                    return None
+                return forbidden(
+                    f"{resource.get('resourceType')}/{resource.get('id')} is outside the "
+                    f"granted scope {decision.matched.raw if decision.matched else ''}",
+                    "C05",
+                )
+
+            ctx.resource_checks.append(("C05", constrained))

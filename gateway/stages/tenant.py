@@ -1,0 +1,60 @@
+"""Stage `tenant`: a token's issuer binds it to one tenant's data (C10).
+
+The token's issuer (a tenant realm) names the tenant; the seeder tags every resource with
+`meta.tag` `https://fhirlab.dev/tenant|<tenant>`. Searches are narrowed to the token's tenant with
+`_tag`, and every resource returned must carry the token's tenant tag: a resource of another
+tenant, or of none, is not returned.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.context import RequestContext
+from gateway.denial import Denial, forbidden
+from gateway.stages import Check, Stage
+
+TENANT_TAG_SYSTEM = "https://fhirlab.dev/tenant"
+# Resource types that are about the server, not tenant data.
+_UNTENANTED = frozenset(
+    {"CapabilityStatement", "OperationOutcome", "Bundle", "Parameters", "Binary"}
+)
+
+
+def tenant_of(resource: dict[str, Any]) -> str | None:
+    meta = resource.get("meta")
+    if not isinstance(meta, dict):
+        return None
+    for tag in meta.get("tag") or []:
+        if isinstance(tag, dict) and tag.get("system") == TENANT_TAG_SYSTEM:
+            code = tag.get("code")
+            return code if isinstance(code, str) else None
+    return None
+
+
+class TenantStage(Stage):
+    name = "tenant"
+
+    def checks(self) -> list[tuple[str | None, Check]]:
+        return [("C10", self.bind)]
+
+    async def bind(self, ctx: RequestContext) -> None:
+        if ctx.token is None or ctx.fhir is None:
+            return
+        tenant = ctx.token.tenant
+        if ctx.fhir.is_search and ctx.fhir.resource_type not in (None, "*"):
+            ctx.upstream_params = (*ctx.params, ("_tag", f"{TENANT_TAG_SYSTEM}|{tenant}"))
+
+        def same_tenant(resource: dict[str, Any]) -> Denial | None:
+            if resource.get("resourceType") in _UNTENANTED:
+                return None
+            owner = tenant_of(resource)
+            if owner == tenant:
+                return None
+            return forbidden(
+                f"{resource.get('resourceType')}/{resource.get('id')} belongs to "
+                f"{'tenant ' + owner if owner else 'no tenant'}, not to {tenant}",
+                "C10",
+            )
+
+        ctx.resource_checks.append(("C10", same_tenant))

@@ -1,0 +1,440 @@
+"""The gateway's stages against real Keycloak tokens and real HAPI data.
+
+Each test builds a gateway in-process (the same application `fhirlab up` runs) with the policy it
+needs — one control switched off or to monitor — and talks to the session's real Keycloak and HAPI.
+For every stage: a request it must allow and one it must refuse.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from gateway.app import build_audit, create_app
+from gateway.audit import verify_chain
+from gateway.config import GatewayConfig, load_gateway_config
+from gateway.controls import Mode
+from gateway.settings import GatewaySettings, TenantIssuer
+from seed import PopulationOptions
+from seed.lab import seed_lab
+from seed.users import DEMO_PASSWORD
+from simulator.authserver.profiles import Authenticator, load_profiles
+from simulator.smart.auth import ClientSecret, PrivateKeyJwt, PublicClient
+from simulator.smart.client import SmartClient
+from simulator.smart.discovery import discover_issuer
+from simulator.smart.keys import client_key
+from simulator.smart.tokens import Token
+from simulator.stack.config import LabConfig
+
+pytestmark = pytest.mark.anyio
+POPULATION = PopulationOptions(patients=20, seed=7, tenants=2)  # the test population
+ME, OTHER = "pat-a-000000", "pat-a-000002"  # two tenant-a patients
+TENANT_B_PATIENT = "pat-b-000001"
+CALLBACK = "http://localhost:9999/callback"
+FHIR = {"Accept": "application/fhir+json"}
+
+
+@pytest.fixture(scope="module")
+def seeded(clients_applied: LabConfig) -> LabConfig:
+    seed_lab(clients_applied, POPULATION, users_share=1.0)
+    return clients_applied
+
+
+@pytest.fixture(scope="module")
+def base_config(seeded: LabConfig) -> GatewayConfig:
+    return load_gateway_config(
+        seeded.repo,
+        seeded.keycloak_url,
+        seeded.gateway_base_url,
+        GatewaySettings(upstream=seeded.hapi_base_url),
+    )
+
+
+def token_for(
+    lab: LabConfig, client_id: str, scope: str, user: str | None = ME, tenant: str = "tenant-a"
+) -> Token:
+    """A real token from Keycloak through the client's own flow."""
+    profile = load_profiles(lab.repo / "keycloak" / "clients")[client_id]
+    server = discover_issuer(lab.issuer(tenant))
+    if profile.authenticator is Authenticator.PRIVATE_KEY_JWT:
+        auth: Any = PrivateKeyJwt(client_id, client_key(lab.home, tenant, client_id))
+    elif profile.authenticator is Authenticator.CLIENT_SECRET:
+        auth = ClientSecret(client_id, profile.secret or "")
+    else:
+        auth = PublicClient(client_id)
+    with SmartClient(server, auth, CALLBACK) as client:
+        if "client_credentials" in profile.grant_types and user is None:
+            return client.client_credentials(scope)
+        assert user is not None
+        return client.authorization_code(user, DEMO_PASSWORD, scope)
+
+
+@asynccontextmanager
+async def gateway(
+    lab: LabConfig, config: GatewayConfig, audit_dir: Path | None = None
+) -> AsyncIterator[httpx.AsyncClient]:
+    config = replace(config, audit_dir=audit_dir)
+    audit = build_audit(config) if audit_dir else None
+    app = create_app(config=config, audit=audit)
+    transport = httpx.ASGITransport(app=app)
+    base = lab.gateway_base_url.removesuffix("/fhir")
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url=base, timeout=60) as client:
+            yield client
+    finally:
+        if audit is not None:
+            await audit.aclose()
+
+
+def policy(config: GatewayConfig, **modes: str) -> GatewayConfig:
+    return replace(config, policy=config.policy.with_modes({k: Mode(v) for k, v in modes.items()}))
+
+
+def bearer(token: Token | str) -> dict[str, str]:
+    value = token.access_token if isinstance(token, Token) else token
+    return {**FHIR, "Authorization": f"Bearer {value}"}
+
+
+def refused(resp: httpx.Response, status: int, control: str | None) -> None:
+    assert resp.status_code == status, resp.text
+    outcome = resp.json()
+    assert outcome["resourceType"] == "OperationOutcome"
+    if control:
+        assert outcome["issue"][0]["diagnostics"].startswith(f"[{control}]"), outcome
+    if status in (401, 403):
+        assert resp.headers["www-authenticate"].startswith("Bearer ")
+
+
+Scheduler = Callable[[], Token]
+
+
+@pytest.fixture(scope="module")
+def scheduler_token(seeded: LabConfig) -> Token:
+    return token_for(
+        seeded,
+        "scheduling-assistant",
+        "openid launch/patient patient/Patient.rs patient/Appointment.*",
+    )
+
+
+# ---- token ------------------------------------------------------------------------------------
+async def test_no_or_bad_token_is_401(seeded: LabConfig, base_config: GatewayConfig) -> None:
+    async with gateway(seeded, base_config) as gw:
+        refused(await gw.get(f"/fhir/Patient/{ME}", headers=FHIR), 401, None)
+        refused(await gw.get(f"/fhir/Patient/{ME}", headers=bearer("not.a.jwt")), 401, None)
+        meta = await gw.get("/fhir/metadata", headers=FHIR)  # the CapabilityStatement is public
+        assert meta.status_code == 200
+
+
+async def test_keycloak_unreachable_fails_closed(
+    seeded: LabConfig, base_config: GatewayConfig, scheduler_token: Token
+) -> None:
+    """A valid token, but the gateway cannot reach Keycloak's keys: refused, never forwarded."""
+    async with gateway(seeded, _with_dead_keycloak(base_config)) as gw:
+        resp = await gw.get(f"/fhir/Patient/{ME}", headers=bearer(scheduler_token))
+    assert resp.status_code == 503, resp.text
+    assert resp.json()["resourceType"] == "OperationOutcome"
+
+
+class Unreachable(TenantIssuer):
+    """An issuer with its real name (so tokens match) whose endpoints are a closed port."""
+
+    @property
+    def jwks_uri(self) -> str:
+        return "http://127.0.0.1:1/certs"
+
+    @property
+    def introspection_endpoint(self) -> str:
+        return "http://127.0.0.1:1/introspect"
+
+
+def _with_dead_keycloak(config: GatewayConfig) -> GatewayConfig:
+    issuers = tuple(
+        Unreachable(i.tenant, i.issuer, i.client_id, i.client_secret) for i in config.issuers
+    )
+    return replace(config, issuers=issuers)
+
+
+# ---- C01 C02 C03: client policy ----------------------------------------------------------------
+async def test_c01_operational_ai_with_system_scopes(
+    seeded: LabConfig, base_config: GatewayConfig
+) -> None:
+    broad = token_for(seeded, "broad-clinical-assistant", "system/*.read", user=None)
+    analytics = token_for(seeded, "population-analytics", "system/Patient.rs", user=None)
+    async with gateway(seeded, base_config) as gw:
+        refused(await gw.get("/fhir/Patient", headers=bearer(broad)), 403, "C01")
+        ok = await gw.get("/fhir/Patient", params={"_count": "5"}, headers=bearer(analytics))
+        assert ok.status_code == 200, ok.text  # an analytics backend may hold system scopes
+    async with gateway(seeded, policy(base_config, C01="monitor", C05="off")) as gw:
+        monitored = await gw.get("/fhir/Patient", params={"_count": "5"}, headers=bearer(broad))
+        assert monitored.status_code == 200  # recorded, not enforced
+
+
+async def test_c02_long_lived_token(
+    seeded: LabConfig, base_config: GatewayConfig, scheduler_token: Token
+) -> None:
+    long = token_for(seeded, "long-token-assistant", "openid launch/patient patient/Patient.rs")
+    assert long.lifetime_s == 28800
+    async with gateway(seeded, base_config) as gw:
+        refused(await gw.get(f"/fhir/Patient/{ME}", headers=bearer(long)), 401, "C02")
+        ok = await gw.get(f"/fhir/Patient/{ME}", headers=bearer(scheduler_token))
+        assert ok.status_code == 200, ok.text
+
+
+async def test_c03_offline_access(seeded: LabConfig, base_config: GatewayConfig) -> None:
+    offline = token_for(
+        seeded, "offline-assistant", "openid launch/patient offline_access patient/Patient.rs"
+    )
+    assert offline.is_offline
+    async with gateway(seeded, base_config) as gw:
+        refused(await gw.get(f"/fhir/Patient/{ME}", headers=bearer(offline)), 403, "C03")
+    async with gateway(seeded, policy(base_config, C03="off")) as gw:
+        assert (await gw.get(f"/fhir/Patient/{ME}", headers=bearer(offline))).status_code == 200
+
+
+# ---- C05: scopes --------------------------------------------------------------------------------
+async def test_c05_scope_and_wildcard(
+    seeded: LabConfig, base_config: GatewayConfig, scheduler_token: Token
+) -> None:
+    wildcard = token_for(seeded, "wildcard-scheduler", "openid launch/patient patient/*.read")
+    async with gateway(seeded, base_config) as gw:
+        appts = await gw.get(
+            "/fhir/Appointment", params={"patient": ME}, headers=bearer(scheduler_token)
+        )
+        assert appts.status_code == 200, appts.text
+        assert appts.json().get("entry"), "the seeded patient has appointments"
+        refused(
+            await gw.get(
+                "/fhir/Condition", params={"patient": ME}, headers=bearer(scheduler_token)
+            ),
+            403,
+            "C05",
+        )
+        refused(
+            await gw.get("/fhir/Condition", params={"patient": ME}, headers=bearer(wildcard)),
+            403,
+            "C05",
+        )
+
+
+# ---- C04 C12: operations ------------------------------------------------------------------------
+async def test_c04_export_only_for_the_approved_backend(
+    seeded: LabConfig, base_config: GatewayConfig, scheduler_token: Token
+) -> None:
+    analytics = token_for(
+        seeded, "population-analytics", "system/Patient.rs system/Group.rs", user=None
+    )
+    broad = token_for(seeded, "broad-clinical-assistant", "system/*.read", user=None)
+    kickoff = {"Prefer": "respond-async", "Accept": "application/fhir+json"}
+    async with gateway(seeded, policy(base_config, C01="off", C05="off")) as gw:
+        ok = await gw.get(
+            "/fhir/Group/grp-a/$export",
+            params={"_type": "Patient"},
+            headers={**bearer(analytics), **kickoff},
+        )
+        assert ok.status_code == 202, ok.text
+        refused(
+            await gw.get("/fhir/Group/grp-a/$export", headers={**bearer(broad), **kickoff}),
+            403,
+            "C04",
+        )
+        scheduler = {**bearer(scheduler_token), **kickoff}
+        refused(await gw.get("/fhir/$export", headers=scheduler), 403, "C04")
+
+
+async def test_c12_dangerous_operations_and_count_cap(
+    seeded: LabConfig, base_config: GatewayConfig
+) -> None:
+    analytics = token_for(seeded, "population-analytics", "system/Patient.rs", user=None)
+    broad = token_for(seeded, "broad-clinical-assistant", "system/*.read", user=None)
+    async with gateway(seeded, policy(base_config, C01="off", C05="off")) as gw:
+        refused(await gw.get(f"/fhir/Patient/{ME}/$everything", headers=bearer(broad)), 403, "C12")
+        big = await gw.get("/fhir/Patient", params={"_count": "5000"}, headers=bearer(analytics))
+        assert big.status_code == 200
+        assert len(big.json().get("entry", [])) <= base_config.policy.operations.max_count
+        self_link = next(link["url"] for link in big.json()["link"] if link["relation"] == "self")
+        assert f"_count={base_config.policy.operations.max_count}" in self_link
+
+
+# ---- C09: revocation ----------------------------------------------------------------------------
+async def test_c09_revoked_token(seeded: LabConfig, base_config: GatewayConfig) -> None:
+    token = token_for(seeded, "scheduling-assistant", "openid launch/patient patient/Patient.rs")
+    profile = load_profiles(seeded.repo / "keycloak" / "clients")["scheduling-assistant"]
+    server = discover_issuer(seeded.issuer("tenant-a"))
+    with SmartClient(server, ClientSecret(profile.client_id, profile.secret or "")) as client:
+        client.revoke(token.access_token)
+    async with gateway(seeded, policy(base_config, C09="off")) as gw:
+        accepted = await gw.get(f"/fhir/Patient/{ME}", headers=bearer(token))
+        # expected with local JWT checks only: a revoked token works until it expires
+        assert accepted.status_code == 200
+    async with gateway(seeded, base_config) as gw:
+        refused(await gw.get(f"/fhir/Patient/{ME}", headers=bearer(token)), 401, "C09")
+
+
+# ---- C10: tenants ------------------------------------------------------------------------------
+async def test_c10_tenant_isolation(seeded: LabConfig, base_config: GatewayConfig) -> None:
+    analytics = token_for(seeded, "population-analytics", "system/Patient.rs", user=None)
+    async with gateway(seeded, base_config) as gw:
+        refused(
+            await gw.get(f"/fhir/Patient/{TENANT_B_PATIENT}", headers=bearer(analytics)), 403, "C10"
+        )
+        found = await gw.get("/fhir/Patient", params={"_count": "100"}, headers=bearer(analytics))
+        ids = {e["resource"]["id"] for e in found.json().get("entry", [])}
+        assert ME in ids and TENANT_B_PATIENT not in ids
+    async with gateway(seeded, policy(base_config, C10="off")) as gw:
+        leak = await gw.get(f"/fhir/Patient/{TENANT_B_PATIENT}", headers=bearer(analytics))
+        assert leak.status_code == 200  # without C10 another tenant's record is returned
+
+
+# ---- C06: audit ---------------------------------------------------------------------------------
+async def test_c06_one_chained_audit_record_per_request(
+    seeded: LabConfig, base_config: GatewayConfig, scheduler_token: Token, tmp_path: Path
+) -> None:
+    config = replace(
+        base_config,
+        policy=base_config.policy.model_copy(
+            update={
+                "rate_limit": base_config.policy.rate_limit.model_copy(update={"enabled": False})
+            }
+        ),
+    )
+    paths = [
+        f"/fhir/Patient/{ME}",
+        f"/fhir/Appointment?patient={ME}",
+        "/fhir/Condition",
+        f"/fhir/Patient/{OTHER}",
+        "/fhir/Nonsense/../x",
+    ]
+    sent = 0
+    async with gateway(seeded, config, audit_dir=tmp_path) as gw:
+
+        async def one(path: str) -> None:
+            await gw.get(path, headers=bearer(scheduler_token))
+
+        batch = [paths[i % len(paths)] for i in range(200)]
+        await asyncio.gather(*(one(p) for p in batch))
+        sent = len(batch)
+    lines = (tmp_path / "audit.jsonl").read_text().splitlines()
+    requests = [json.loads(line) for line in lines if json.loads(line)["kind"] == "request"]
+    assert len(requests) == sent
+    report = verify_chain(tmp_path / "audit.jsonl")
+    assert report.ok, report.reason
+    decisions = {r["decision"] for r in requests}
+    assert decisions == {"allow", "deny"}
+    assert all(r["client_id"] == "scheduling-assistant" for r in requests if r["token_id"])
+
+
+# ---- rate limit ---------------------------------------------------------------------------------
+async def test_rate_limit(
+    seeded: LabConfig, base_config: GatewayConfig, scheduler_token: Token
+) -> None:
+    limits = base_config.policy.rate_limit.model_copy(update={"requests_per_second": 1, "burst": 3})
+    config = replace(
+        base_config, policy=base_config.policy.model_copy(update={"rate_limit": limits})
+    )
+    async with gateway(seeded, config) as gw:
+        statuses = [
+            (await gw.get(f"/fhir/Patient/{ME}", headers=bearer(scheduler_token))).status_code
+            for _ in range(6)
+        ]
+    assert statuses[:3] == [200, 200, 200]
+    assert 429 in statuses[3:]
+
+
+# ---- C08: the patient compartment and its side doors ------------------------------------------
+@pytest.fixture(scope="module")
+def chatbot_token(seeded: LabConfig) -> Token:
+    return token_for(
+        seeded, "triage-chatbot", "openid launch/patient patient/Patient.rs patient/Observation.rs"
+    )
+
+
+def patient_ids(bundle: dict[str, Any]) -> set[str]:
+    from gateway.compartment import compartment_patient_ids
+
+    found: set[str] = set()
+    for entry in bundle.get("entry", []):
+        found |= compartment_patient_ids(entry["resource"])
+    return found
+
+
+async def test_c08_reads_and_searches_stay_in_the_compartment(
+    seeded: LabConfig, base_config: GatewayConfig, chatbot_token: Token, scheduler_token: Token
+) -> None:
+    assert chatbot_token.patient == ME
+    mine = bearer(chatbot_token)
+    async with gateway(seeded, base_config) as gw:
+        assert (await gw.get(f"/fhir/Patient/{ME}", headers=mine)).status_code == 200
+        refused(await gw.get(f"/fhir/Patient/{OTHER}", headers=mine), 403, "C08")
+        refused(
+            await gw.get("/fhir/Observation", params={"subject": f"Patient/{OTHER}"}, headers=mine),
+            403,
+            "C08",
+        )
+        # no patient named: narrowed to mine, so nobody else's data comes back
+        narrowed = await gw.get("/fhir/Observation", params={"_count": "50"}, headers=mine)
+        assert narrowed.status_code == 200, narrowed.text
+        assert patient_ids(narrowed.json()) == {ME}
+        everyone = await gw.get("/fhir/Patient", params={"_count": "50"}, headers=mine)
+        assert {e["resource"]["id"] for e in everyone.json()["entry"]} == {ME}
+        # the scheduler's appointment search without a patient is narrowed the same way
+        appts = await gw.get("/fhir/Appointment", headers=bearer(scheduler_token))
+        assert patient_ids(appts.json()) <= {ME} and appts.json().get("entry")
+    async with gateway(seeded, policy(base_config, C08="off")) as gw:
+        wide = await gw.get("/fhir/Observation", params={"_count": "200"}, headers=mine)
+        assert len(patient_ids(wide.json())) > 1  # without C08 the search reaches others
+
+
+async def test_c08_side_doors(
+    seeded: LabConfig, base_config: GatewayConfig, chatbot_token: Token
+) -> None:
+    mine = bearer(chatbot_token)
+    async with gateway(seeded, policy(base_config, C12="off", C05="off")) as gw:
+        # _revinclude from my record must not pull other patients' resources
+        rev = await gw.get(
+            "/fhir/Patient", params={"_id": ME, "_revinclude": "Observation:subject"}, headers=mine
+        )
+        assert rev.status_code == 200 and patient_ids(rev.json()) == {ME}
+        refused(
+            await gw.get("/fhir/Patient", params={"_revinclude": "*"}, headers=mine), 403, "C08"
+        )
+        # reverse chaining across the population is narrowed to me
+        has = await gw.get(
+            "/fhir/Patient",
+            params={"_has:Observation:subject:category": "vital-signs"},
+            headers=mine,
+        )
+        assert has.status_code == 200 and {
+            e["resource"]["id"] for e in has.json().get("entry", [])
+        } <= {ME}
+        # POST _search form body naming another patient
+        form = {**mine, "Content-Type": "application/x-www-form-urlencoded"}
+        refused(
+            await gw.post(
+                "/fhir/Observation/_search", content=f"subject=Patient/{OTHER}", headers=form
+            ),
+            403,
+            "C08",
+        )
+        # another patient's $everything
+        refused(await gw.get(f"/fhir/Patient/{OTHER}/$everything", headers=mine), 403, "C08")
+        # history across the type
+        refused(await gw.get("/fhir/Observation/_history", headers=mine), 403, "C08")
+        # a batch whose second entry reads another patient
+        batch = {
+            "resourceType": "Bundle",
+            "type": "batch",
+            "entry": [
+                {"request": {"method": "GET", "url": f"Patient/{ME}"}},
+                {"request": {"method": "GET", "url": f"Observation?subject=Patient/{OTHER}"}},
+            ],
+        }
+        refused(await gw.post("/fhir", json=batch, headers=mine), 403, "C08")
