@@ -1,6 +1,7 @@
 """`fhirlab lab`: the lab's main job on the embedded defaults.
 
-Today: bring the stack up if needed, provision the client profiles, check the stack end to end
+Today: bring the stack up if needed, provision the client profiles, seed the synthetic population
+if the lab holds none, check the stack end to end
 (FHIR through the gateway, each tenant realm, a real SMART backend-services token) and write a
 results directory. Seeding, scenario replay and the load matrix join this command as they land.
 """
@@ -15,9 +16,12 @@ from typing import Annotated
 import httpx
 import typer
 
+from seed import PopulationOptions
+from seed.lab import seed_lab, seeded_options
 from simulator.authserver.apply import apply_profiles, select_profiles
 from simulator.authserver.tenants import load_tenants
 from simulator.cli.console import err, out
+from simulator.cli.seed_cmd import DEFAULT_PATIENTS, DEFAULT_SEED
 from simulator.cli.stack_cmds import start_stack
 from simulator.smart.auth import PrivateKeyJwt
 from simulator.smart.client import SmartClient
@@ -94,6 +98,14 @@ def lab(
     up = start_stack(cfg)
     applied = apply_profiles(cfg)
     err.print(f"clients   {len(applied)} client registrations applied")
+    seeded = seeded_options(cfg)
+    if seeded is None:
+        options = PopulationOptions(patients=DEFAULT_PATIENTS, seed=DEFAULT_SEED)
+        err.print(f"seed      loading {options.patients} synthetic patients (seed {options.seed})")
+        report = seed_lab(cfg, options)
+        err.print(f"seed      {report.load.resources} resources in {report.seconds:.0f} s")
+    else:
+        err.print(f"seed      lab already holds {seeded.patients} patients (seed {seeded.seed})")
     checks = smoke_checks(cfg) + smart_checks(cfg)
     run_dir = results / time.strftime("%Y%m%d-%H%M%S", time.gmtime(t0))
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,7 @@ from simulator.authserver.tenants import Tenant, load_tenants
 from simulator.kcadmin import KeycloakAdmin
 from simulator.smart.auth import ClientSecret, PrivateKeyJwt, PublicClient
 from simulator.smart.client import SmartClient
-from simulator.smart.discovery import AuthServer, discover_issuer
+from simulator.smart.discovery import AuthServer, discover_fhir, discover_issuer
 from simulator.smart.ehr import mint_launch
 from simulator.smart.errors import SmartError
 from simulator.smart.keys import client_key
@@ -261,3 +261,14 @@ def test_revoked_access_token_is_inactive_on_introspection(scheduler: SmartClien
     assert scheduler.introspect(token.access_token)["active"] is True
     scheduler.revoke(token.access_token)
     assert scheduler.introspect(token.access_token)["active"] is False
+
+
+def test_discovery_from_the_fhir_base(lab: LabConfig, server: AuthServer) -> None:
+    """SMART discovery at the gateway's FHIR base points at the same Keycloak endpoints."""
+    smart = discover_fhir(lab.gateway_base_url)
+    assert smart.token_endpoint == server.token_endpoint
+    assert smart.authorization_endpoint == server.authorization_endpoint
+    assert smart.revocation_endpoint and smart.introspection_endpoint
+    assert {"launch-ehr", "launch-standalone", "context-standalone-patient"} <= set(
+        smart.capabilities
+    )
