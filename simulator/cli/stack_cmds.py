@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated
 
 import typer
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from gateway.policy import POLICY_FILE
 from simulator.cli.console import err, out
 from simulator.stack import lab as stack
 from simulator.stack.config import LabConfig, load_config
+from simulator.stack.gateway_policy import parse_controls, write_policy
 from simulator.stack.services import SERVICES
 
 ServicesArg = Annotated[
@@ -52,9 +55,18 @@ def start_stack(
 def up(
     services: ServicesArg = None,
     fresh: Annotated[bool, typer.Option(help="wipe the servers' data before starting")] = False,
+    controls: Annotated[
+        str | None,
+        typer.Option(help="switch gateway controls, e.g. C05=off,C08=monitor (restarts it)"),
+    ] = None,
 ) -> None:
     """Start Keycloak, HAPI FHIR and the gateway on 127.0.0.1 and wait until they are ready."""
     cfg = load_config()
+    if controls is not None:
+        base = cfg.gateway_policy or POLICY_FILE
+        cfg = replace(cfg, gateway_policy=write_policy(cfg.run_dir, parse_controls(controls), base))
+        if stack.down(cfg, ["gateway"]):
+            err.print("gateway   stopped, to restart with the new controls")
     start_stack(cfg, services, fresh)
     _print_status(cfg)
 

@@ -56,6 +56,7 @@ class LabConfig:
     hapi_datasource_username: str | None = None
     hapi_datasource_password: str | None = None
     start_timeout_s: float = 600.0
+    gateway_policy: Path | None = None  # None: gateway/policy.yaml
     # external: the servers run elsewhere (docker compose, your own); the lab only uses them.
     external: bool = False
     url_overrides: Mapping[str, str] = field(default_factory=dict)
@@ -170,6 +171,9 @@ def load_config(env: Mapping[str, str] | None = None) -> LabConfig:
         hapi_datasource_username=env.get("FHIRLAB_HAPI_DATASOURCE_USERNAME") or None,
         hapi_datasource_password=env.get("FHIRLAB_HAPI_DATASOURCE_PASSWORD") or None,
         start_timeout_s=_seconds(env, "FHIRLAB_START_TIMEOUT", base.start_timeout_s),
+        gateway_policy=Path(env["FHIRLAB_GATEWAY_POLICY"]).resolve()
+        if env.get("FHIRLAB_GATEWAY_POLICY")
+        else None,
         external=_stack_mode(env),
         url_overrides={k: env[v].rstrip("/") for k, v in _URL_VARS.items() if env.get(v)},
     )

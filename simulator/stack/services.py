@@ -142,6 +142,7 @@ def gateway_spec(cfg: LabConfig, say: Say = quiet) -> ServiceSpec:
             cfg.gateway_base_url,
             "--audit-dir",
             str(cfg.audit_dir),
+            *(["--policy", str(cfg.gateway_policy)] if cfg.gateway_policy else []),
         ),
         health_url=f"http://{cfg.host}:{cfg.ports.gateway}/_gateway/health",
         url=cfg.gateway_base_url,
