@@ -13,6 +13,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, Protocol
 
+from gateway.anomaly.windows import SlidingCount
 from gateway.audit.record import AuditRecord
 
 __all__ = ["Alert", "AlertFactory", "Detector", "Severity", "client_key", "recent_ids"]
@@ -105,3 +106,13 @@ def client_key(record: AuditRecord) -> str:
 def recent_ids() -> deque[str]:
     """A bounded buffer of the latest request ids, for evidence."""
     return deque(maxlen=EVIDENCE_IDS)
+
+
+class WindowedCount:
+    """Per-key state of a windowed detector: a sliding count and the latest request ids."""
+
+    __slots__ = ("count", "recent")
+
+    def __init__(self, window_s: float, buckets: int) -> None:
+        self.count = SlidingCount(window_s, buckets)
+        self.recent: deque[str] = recent_ids()

@@ -9,15 +9,14 @@ client within `window_s` alerts.
 from __future__ import annotations
 
 import re
-from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from gateway.anomaly.base import Alert, AlertFactory, client_key, recent_ids
+from gateway.anomaly.base import Alert, AlertFactory, WindowedCount, client_key
 from gateway.anomaly.config import ConfigError, require
-from gateway.anomaly.windows import Cooldown, LruMap, SlidingCount
+from gateway.anomaly.windows import Cooldown, LruMap
 from gateway.audit.record import AuditRecord
 
 __all__ = ["OffHoursConfig", "OffHoursDetector"]
@@ -92,14 +91,6 @@ class OffHoursConfig:
         return f"{days} {self.start}-{self.end} {self.timezone}"
 
 
-class _ClientState:
-    __slots__ = ("count", "recent")
-
-    def __init__(self, config: OffHoursConfig) -> None:
-        self.count = SlidingCount(config.window_s, config.buckets)
-        self.recent: deque[str] = recent_ids()
-
-
 class OffHoursDetector:
     """Off-hours requests per client per sliding window above a small threshold."""
 
@@ -110,11 +101,11 @@ class OffHoursDetector:
         self._zone = ZoneInfo(config.timezone)
         self._days = frozenset(config.weekdays)
         self._start, self._end = _minutes(config.start), _minutes(config.end)
-        self._state: LruMap[str, _ClientState] = LruMap(config.max_keys)
+        self._state: LruMap[str, WindowedCount] = LruMap(config.max_keys)
         cooldown = config.window_s if config.cooldown_s is None else config.cooldown_s
         self._cooldown = Cooldown(cooldown, config.max_keys)
         self._alert = AlertFactory(self.name)
-        self._new = lambda: _ClientState(config)
+        self._new = lambda: WindowedCount(config.window_s, config.buckets)
         self._cached: tuple[int, bool] = (-1, False)  # (epoch minute, business?)
 
     def is_business(self, ts: float) -> bool:

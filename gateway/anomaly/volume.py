@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass
 
-from gateway.anomaly.base import Alert, AlertFactory, client_key, recent_ids
+from gateway.anomaly.base import Alert, AlertFactory, WindowedCount, client_key
 from gateway.anomaly.config import require
-from gateway.anomaly.windows import Cooldown, LruMap, SlidingCount
+from gateway.anomaly.windows import Cooldown, LruMap
 from gateway.audit.record import AuditRecord
 
 __all__ = ["VolumeConfig", "VolumeDetector"]
@@ -38,14 +37,6 @@ class VolumeConfig:
         require(self.max_keys >= 1, "max_keys", f"must be >= 1, got {self.max_keys}")
 
 
-class _ClientState:
-    __slots__ = ("count", "recent")
-
-    def __init__(self, config: VolumeConfig) -> None:
-        self.count = SlidingCount(config.window_s, config.buckets)
-        self.recent: deque[str] = recent_ids()
-
-
 class VolumeDetector:
     """Requests per client per sliding window above a threshold."""
 
@@ -53,11 +44,11 @@ class VolumeDetector:
 
     def __init__(self, config: VolumeConfig | None = None) -> None:
         self.config = config = config or VolumeConfig()
-        self._state: LruMap[str, _ClientState] = LruMap(config.max_keys)
+        self._state: LruMap[str, WindowedCount] = LruMap(config.max_keys)
         cooldown = config.window_s if config.cooldown_s is None else config.cooldown_s
         self._cooldown = Cooldown(cooldown, config.max_keys)
         self._alert = AlertFactory(self.name)
-        self._new = lambda: _ClientState(config)
+        self._new = lambda: WindowedCount(config.window_s, config.buckets)
 
     def observe(self, record: AuditRecord) -> list[Alert]:
         key = client_key(record)
