@@ -16,7 +16,7 @@ COPY keycloak keycloak
 COPY hapi/application.yaml hapi/application.yaml
 COPY scenarios scenarios
 
-RUN useradd --uid 10001 --create-home lab && mkdir -p /results && chown lab /results
+RUN useradd --uid 10001 --create-home lab && mkdir -p /results /audit && chown lab /results /audit
 USER lab
 EXPOSE 8080
 CMD ["fhirlab", "--help"]
