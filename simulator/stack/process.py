@@ -243,11 +243,11 @@ class ProcessManager:
             group = _group_members(proc)
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(state.pid, signal.SIGTERM)
-            _, alive = psutil.wait_procs(group, timeout=timeout_s)
+            alive = _wait_gone(group, timeout_s)
             for p in alive:
                 with contextlib.suppress(psutil.Error):
                     p.kill()
-            psutil.wait_procs(alive, timeout=5)
+            _wait_gone(alive, 5)
             stopped = True
         popen = self._popen.pop(name, None)
         if popen is not None:
@@ -276,6 +276,24 @@ class ProcessManager:
             url=state.url,
             uptime_s=time.time() - state.started_at,
         )
+
+
+def _running(proc: psutil.Process) -> bool:
+    """Alive and not a zombie (a stopped child that its parent has not reaped yet is gone)."""
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _wait_gone(procs: list[psutil.Process], timeout_s: float) -> list[psutil.Process]:
+    """Wait until every process has exited (or is a zombie); those still running."""
+    deadline = time.monotonic() + timeout_s
+    alive = [p for p in procs if _running(p)]
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.1)
+        alive = [p for p in alive if _running(p)]
+    return alive
 
 
 def _group_members(proc: psutil.Process) -> list[psutil.Process]:
