@@ -1,0 +1,243 @@
+"""Verdicts per control: the configuration audit, the run's evidence, the comparison."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from simulator.authserver.profiles import load_profiles
+from simulator.replay.engine import _facts
+from simulator.replay.model import ScopeProbe, SessionEndResult, StepResult
+from simulator.replay.verdict import (
+    HELD,
+    NA,
+    VIOLATED,
+    ProfileFacts,
+    audit,
+    caught,
+    compare,
+    judge,
+)
+
+REPO = Path(__file__).resolve().parents[3]
+ME = "pat-a-000000"
+GOOD = ProfileFacts(
+    "operational-ai",
+    ("openid", "launch/patient", "patient/Patient.rs", "patient/Appointment.*"),
+    300,
+    False,
+    ("tenant-a",),
+)
+
+
+def facts(client_id: str) -> ProfileFacts:
+    return _facts(load_profiles(REPO / "keycloak" / "clients")[client_id])
+
+
+def step(
+    status: int,
+    probes: tuple[str, ...] = (),
+    control: str | None = None,
+    patients: tuple[str, ...] = (),
+    name: str = "s",
+) -> StepResult:
+    return StepResult(name, "GET", "u", status, control, len(patients), patients, probes=probes)
+
+
+def verdicts(f: ProfileFacts = GOOD, steps: tuple[StepResult, ...] = (), **kw: object) -> dict:
+    options: dict = {
+        "scope_probe": None,
+        "session_end": SessionEndResult(),
+        "revoke_asked": True,
+        "session_end_exercised": False,
+        "my_patient": ME,
+    }
+    options.update(kw)
+    return {c: v for c, (v, _) in judge(f, steps, **options).items()}
+
+
+# ---- configuration audit ------------------------------------------------------------------
+def test_good_profile_holds_the_configuration_controls() -> None:
+    found = {c: v for c, (v, _) in audit(GOOD).items()}
+    assert found == {c: HELD for c in ("C01", "C02", "C03", "C04", "C05", "C07", "C10")}
+
+
+@pytest.mark.parametrize(
+    ("client", "violated"),
+    [
+        ("scheduling-assistant", set()),
+        ("intake-assistant", set()),
+        ("population-analytics", set()),
+        ("broad-clinical-assistant", {"C01", "C04", "C05", "C11"}),
+        ("long-token-assistant", {"C02"}),
+        ("offline-assistant", {"C03"}),
+        ("wildcard-scheduler", {"C05"}),
+        ("triage-chatbot", {"C07"}),
+        ("shared-vendor", {"C10"}),
+    ],
+)
+def test_audit_of_the_real_profiles(client: str, violated: set[str]) -> None:
+    found = {c for c, (v, _) in audit(facts(client)).items() if v == VIOLATED}
+    assert found == violated
+
+
+def test_c01_user_scopes_for_operational_ai() -> None:
+    f = ProfileFacts("operational-ai", ("user/Patient.rs",), 300, False, ("tenant-a",))
+    assert audit(f)["C01"][0] == VIOLATED
+
+
+def test_system_scopes_fine_for_analytics_backend() -> None:
+    f = ProfileFacts("analytics-backend", ("system/*.read",), 300, False, ("tenant-a",))
+    found = audit(f)
+    assert found["C01"][0] == found["C04"][0] == found["C05"][0] == HELD
+    assert "C11" not in found
+
+
+def test_c02_boundary() -> None:
+    at = ProfileFacts("operational-ai", ("patient/Patient.rs",), 900, False, ("tenant-a",))
+    over = ProfileFacts("operational-ai", ("patient/Patient.rs",), 901, False, ("tenant-a",))
+    assert audit(at)["C02"][0] == HELD and audit(over)["C02"][0] == VIOLATED
+
+
+def test_c07_public_clinical_app_is_not_a_violation() -> None:
+    f = ProfileFacts("clinical-app", ("patient/Patient.rs",), 300, True, ("tenant-a",))
+    assert audit(f)["C07"][0] == HELD
+
+
+# ---- run evidence -------------------------------------------------------------------------
+def test_unexercised_controls_are_na() -> None:
+    found = verdicts()
+    assert found["C06"] == found["C08"] == found["C09"] == found["C11"] == found["C12"] == NA
+
+
+def test_requests_exercise_c06() -> None:
+    assert verdicts(steps=(step(200),))["C06"] == HELD
+
+
+def test_probe_refused_by_its_control_holds() -> None:
+    assert verdicts(steps=(step(403, ("C08",), "C08"),))["C08"] == HELD
+
+
+def test_probe_refused_without_a_control_holds() -> None:
+    assert verdicts(steps=(step(404, ("C10",)),))["C10"] == HELD
+
+
+def test_probe_that_reached_another_patient_is_violated() -> None:
+    found = verdicts(steps=(step(200, ("C08",), patients=(ME, "pat-a-000002")),))
+    assert found["C08"] == VIOLATED
+
+
+def test_narrowed_search_within_my_compartment_holds_c08() -> None:
+    assert verdicts(steps=(step(200, ("C08",), patients=(ME,)),))["C08"] == HELD
+
+
+def test_operation_probe_allowed_is_violated() -> None:
+    assert verdicts(steps=(step(200, ("C12",)),))["C12"] == VIOLATED
+    assert verdicts(steps=(step(202, ("C04",)),))["C04"] == VIOLATED
+
+
+def test_probe_caught_by_a_violated_control_is_violated() -> None:
+    broad = facts("broad-clinical-assistant")
+    found = verdicts(broad, (step(403, ("C06", "C12"), "C01"),), my_patient=None)
+    assert found["C06"] == found["C12"] == VIOLATED
+
+
+def test_probe_refused_by_another_held_control_holds() -> None:
+    assert verdicts(steps=(step(403, ("C12",), "C05"),))["C12"] == HELD
+
+
+def test_config_violation_wins_over_a_refused_probe() -> None:
+    wildcard = facts("wildcard-scheduler")
+    assert verdicts(wildcard, (step(403, ("C05",), "C05"),))["C05"] == VIOLATED
+
+
+def test_unprobed_step_reaching_other_patients_violates_c08() -> None:
+    assert verdicts(steps=(step(200, patients=("pat-a-000009",)),))["C08"] == VIOLATED
+    assert verdicts(steps=(step(200, patients=("pat-a-000009",)),), my_patient=None)["C08"] == NA
+
+
+def test_unsent_probes_hold() -> None:
+    assert verdicts(unsent_probes=("C01", "C08"))["C08"] == HELD
+
+
+# ---- C09 and C11 --------------------------------------------------------------------------
+def test_c09_replay_refused_holds() -> None:
+    end = SessionEndResult(revoked=True, replay_attempted=True, replay_accepted=False)
+    assert verdicts(session_end=end, session_end_exercised=True)["C09"] == HELD
+
+
+def test_c09_replay_accepted_is_violated() -> None:
+    end = SessionEndResult(revoked=True, replay_attempted=True, replay_accepted=True)
+    assert verdicts(session_end=end, session_end_exercised=True)["C09"] == VIOLATED
+
+
+def test_c09_refresh_after_end_is_violated() -> None:
+    end = SessionEndResult(refresh_attempted=True, refresh_succeeded=True)
+    found = verdicts(session_end=end, session_end_exercised=True, revoke_asked=False)
+    assert found["C09"] == VIOLATED
+
+
+def test_c09_not_revoked_is_violated() -> None:
+    end = SessionEndResult()
+    found = verdicts(session_end=end, session_end_exercised=True, revoke_asked=False)
+    assert found["C09"] == VIOLATED
+
+
+@pytest.mark.parametrize(
+    ("outcome", "verdict"), [("refused", HELD), ("down-scoped", HELD), ("granted", VIOLATED)]
+)
+def test_c11_probe_outcome(outcome: str, verdict: str) -> None:
+    probe = ScopeProbe(outcome, ("system/*.read",), (), None)
+    assert verdicts(scope_probe=probe)["C11"] == verdict
+
+
+# ---- comparison and caught ----------------------------------------------------------------
+def test_compare_lists_only_expected_controls() -> None:
+    found = judge(
+        GOOD,
+        (step(403, ("C08",), "C08"),),
+        scope_probe=None,
+        session_end=SessionEndResult(),
+        revoke_asked=True,
+        session_end_exercised=False,
+        my_patient=ME,
+    )
+    results = compare({"C08": "held", "C02": "violated", "C12": "n/a"}, found)
+    assert [(r.control, r.ok) for r in results] == [("C02", False), ("C08", True), ("C12", True)]
+    assert results[0].actual == HELD and results[0].evidence
+
+
+def test_caught_controls() -> None:
+    steps = (
+        step(403, control="C08"),
+        step(200),
+        step(401, control="C10"),
+        step(200, control="C05"),
+    )
+    assert caught(steps) == ["C08", "C10"]
+
+
+def test_c09_cached_acceptance_then_refusal_holds() -> None:
+    end = SessionEndResult(
+        revoked=True,
+        replay_attempted=True,
+        replay_accepted=False,
+        replay_accepted_at_once=True,
+        replay_delay_s=11.0,
+    )
+    found = judge(
+        GOOD,
+        (),
+        scope_probe=None,
+        session_end=end,
+        revoke_asked=True,
+        session_end_exercised=True,
+        my_patient=ME,
+    )
+    assert found["C09"][0] == HELD and "11.0 s" in found["C09"][1]
+
+
+def test_c06_violated_by_anomalous_behaviour() -> None:
+    found = verdicts(steps=(step(200, name="burst"),), anomalous=("burst",))
+    assert found["C06"] == VIOLATED
