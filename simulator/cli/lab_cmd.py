@@ -1,7 +1,8 @@
 """`fhirlab lab`: the lab's main job on the embedded defaults.
 
 Today: bring the stack up if needed, provision the client profiles, seed the synthetic population
-if the lab holds none, check the stack end to end
+if the lab holds none, replay the scenario library (exit 3 if an expectation fails), check the stack
+end to end
 (FHIR through the gateway, each tenant realm, a real SMART backend-services token) and write a
 results directory. Seeding, scenario replay and the load matrix join this command as they land.
 """
@@ -21,6 +22,7 @@ from seed.lab import seed_lab, seeded_options
 from simulator.authserver.apply import apply_profiles, select_profiles
 from simulator.authserver.tenants import load_tenants
 from simulator.cli.console import err, out
+from simulator.cli.run_cmd import EXIT_EXPECTATION_FAILED, replay_library, replay_table
 from simulator.cli.seed_cmd import DEFAULT_PATIENTS, DEFAULT_SEED
 from simulator.cli.stack_cmds import start_stack
 from simulator.smart.auth import PrivateKeyJwt
@@ -107,6 +109,7 @@ def lab(
     else:
         err.print(f"seed      lab already holds {seeded.patients} patients (seed {seeded.seed})")
     checks = smoke_checks(cfg) + smart_checks(cfg)
+    runs, replay_meta = replay_library(cfg)
     run_dir = results / time.strftime("%Y%m%d-%H%M%S", time.gmtime(t0))
     run_dir.mkdir(parents=True, exist_ok=True)
     document = {
@@ -118,11 +121,16 @@ def lab(
         },
         "start_seconds": up.seconds,
         "checks": checks,
+        "replay": {**replay_meta, "runs": [r.to_dict() for r in runs]},
     }
     (run_dir / "results.json").write_text(json.dumps(document, indent=2) + "\n")
     for check in checks:
         colour = "green" if check["status"] == "pass" else "red"
         out.print(f"[{colour}]{check['status']:<4}[/] {check['id']}: {check['evidence']}")
+    out.print(replay_table(runs))
     err.print(f"results written to {run_dir}")
     if any(c["status"] != "pass" for c in checks):
         raise LabError("the stack failed its end-to-end checks", f"see {run_dir / 'results.json'}")
+    if any(not r.ok for r in runs):
+        err.print("[red]some scenario expectations failed[/]")
+        raise typer.Exit(EXIT_EXPECTATION_FAILED)

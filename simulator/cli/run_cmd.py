@@ -70,7 +70,7 @@ def _select(library: dict[str, Scenario], names: list[str] | None) -> list[Scena
     return [library[n] for n in names] if names else list(library.values())
 
 
-def _table(runs: list[ScenarioRun]) -> Table:
+def replay_table(runs: list[ScenarioRun]) -> Table:
     table = Table(title="scenario replay")
     for column in ("scenario", "expectations", "caught"):
         table.add_column(column)
@@ -120,7 +120,18 @@ def run(
     The gateway's controls are whatever it runs with (`fhirlab up --controls ...` switches them);
     the results record them as the gateway reports them."""
     cfg = load_config()
-    chosen = _select(load_library(library), scenarios)
+    runs, meta = replay_library(cfg, scenarios, library)
+    out.print(replay_table(runs))
+    err.print(f"written {_write(results, runs, meta)}")
+    if any(not r.ok for r in runs):
+        raise typer.Exit(EXIT_EXPECTATION_FAILED)
+
+
+def replay_library(
+    cfg: LabConfig, names: list[str] | None = None, library: Path | None = None
+) -> tuple[list[ScenarioRun], dict[str, Any]]:
+    """Replay the chosen scenarios (default: all) once; the runs and what they ran against."""
+    chosen = _select(load_library(library), names)
     options, logins = _seed(cfg)
     family = common_family(options)
     runs: list[ScenarioRun] = []
@@ -134,11 +145,8 @@ def run(
             runs.append(
                 replay(cfg, scenario, _bindings(scenario, cfg, options, logins, family), http)
             )
-    out.print(_table(runs))
     meta = {"controls": controls, "population": options.to_dict(), "common_family": family}
-    err.print(f"written {_write(results, runs, meta)}")
-    if any(not r.ok for r in runs):
-        raise typer.Exit(EXIT_EXPECTATION_FAILED)
+    return runs, meta
 
 
 def _bindings(
