@@ -57,8 +57,8 @@ def canonical(entry: Mapping[str, Any]) -> bytes:
     """The canonical bytes of an entry (see the module docstring).
 
     Values JSON cannot carry exactly (NaN, infinities, lone surrogates, other types) are first
-    replaced — non-finite floats by null, lone surrogates by `\\udXXX` text, unknown objects by
-    their `str()` — so that every appended entry yields exactly one line.
+    replaced — non-finite floats by null, lone surrogates by their `\\ud800`-style escape
+    text, unknown objects by their `str()` — so that every appended entry yields exactly one line.
     """
     try:
         return _dumps(entry).encode("utf-8")

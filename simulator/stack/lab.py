@@ -65,6 +65,14 @@ def external_health_urls(cfg: LabConfig) -> dict[str, str]:
     }
 
 
+def _answers(http: httpx.Client, name: str, url: str) -> bool:
+    """Does the externally run service `name` answer its health URL as ready?"""
+    try:
+        return HEALTH_CHECKS[name](http.get(url))
+    except httpx.HTTPError:
+        return False
+
+
 def wait_external(cfg: LabConfig, names: list[str], tick: Tick) -> dict[str, float]:
     """Wait for servers the lab does not run (compose, your own) to answer their health URL."""
     urls = external_health_urls(cfg)
@@ -74,11 +82,7 @@ def wait_external(cfg: LabConfig, names: list[str], tick: Tick) -> dict[str, flo
     with httpx.Client(timeout=5.0) as http:
         while pending:
             for name in list(pending):
-                try:
-                    ok = HEALTH_CHECKS[name](http.get(urls[name]))
-                except httpx.HTTPError:
-                    ok = False
-                if ok:
+                if _answers(http, name, urls[name]):
                     seconds[name] = time.monotonic() - t0
                     tick(name, f"ready in {seconds[name]:.1f} s (external)")
                     pending.remove(name)
@@ -187,11 +191,8 @@ def status(cfg: LabConfig) -> list[ServiceStatus]:
         result = []
         with httpx.Client(timeout=5.0) as http:
             for name in SERVICES:
-                try:
-                    ok = HEALTH_CHECKS[name](http.get(urls[name]))
-                except httpx.HTTPError:
-                    ok = False
-                result.append(ServiceStatus(name, "running" if ok else "stopped", url=urls[name]))
+                state = "running" if _answers(http, name, urls[name]) else "stopped"
+                result.append(ServiceStatus(name, state, url=urls[name]))
         return result
     pm = manager(cfg)
     return [pm.status(name, HEALTH_CHECKS[name]) for name in SERVICES]
