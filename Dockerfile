@@ -18,5 +18,7 @@ COPY scenarios scenarios
 
 RUN useradd --uid 10001 --create-home lab && mkdir -p /results /audit && chown lab /results /audit
 USER lab
+# the lab directory (client keys, seed record) must be writable: not under /app
+ENV FHIRLAB_HOME=/home/lab/fhirlab
 EXPOSE 8080
 CMD ["fhirlab", "--help"]
