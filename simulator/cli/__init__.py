@@ -10,7 +10,15 @@ import sys
 
 import typer
 
-from simulator.cli import clients_cmd, lab_cmd, logs_cmd, run_cmd, seed_cmd, stack_cmds
+from simulator.cli import (
+    clients_cmd,
+    lab_cmd,
+    logs_cmd,
+    run_cmd,
+    scenarios_cmd,
+    seed_cmd,
+    stack_cmds,
+)
 from simulator.cli.console import err
 from simulator.stack.errors import LabError
 
@@ -29,6 +37,7 @@ app.command("lab")(lab_cmd.lab)
 app.add_typer(clients_cmd.app, name="clients")
 app.command("seed")(seed_cmd.seed)
 app.command("run")(run_cmd.run)
+app.add_typer(scenarios_cmd.app, name="scenarios")
 
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
