@@ -1,13 +1,14 @@
 """What each gateway control costs: the same request mix against direct HAPI, the bare proxy,
 each control alone and all controls, side by side in one run.
 
-    .venv/bin/python benchmarks/gateway_cost.py [--seconds 10] [--concurrency 8]
+    .venv/bin/python benchmarks/gateway_cost.py [--seconds 10] [--rounds 5] [--concurrency 8]
 
 Needs the running lab (`fhirlab up`, seeded: `fhirlab seed`). Starts one extra gateway process per
 configuration (on free ports, same HAPI, same Keycloak), drives each with a patient-context token
-of the `triage-chatbot` client (standalone launch as the first seeded patient) for the same time,
-and prints throughput and latency (median, p99, in ms with sub-millisecond precision) and the
-ratios to direct HAPI. The load generator runs on the same machine: compare ratios, not absolutes.
+of the `triage-chatbot` client (standalone launch as the first seeded patient) for the same total
+time, in interleaved rounds so that drift falls on every configuration alike, and prints
+throughput and latency (median, p99, in ms with sub-millisecond precision) and the ratios to
+direct HAPI. The load generator runs on the same machine: compare ratios, not absolutes.
 """
 
 from __future__ import annotations
@@ -61,21 +62,30 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def configurations() -> dict[str, dict[str, str] | None]:
-    """name -> control modes (None: the bare pass-through proxy)."""
+SLOW_SERVER = ["--loop", "asyncio", "--http", "h11"]  # uvicorn without uvloop/httptools
+
+
+def configurations() -> dict[str, tuple[dict[str, str] | None, list[str]]]:
+    """name -> (control modes (None: the bare pass-through proxy), extra gateway arguments)."""
     off = {c: "off" for c in RUNTIME_CONTROLS}
-    configs: dict[str, dict[str, str] | None] = {"proxy only": None, "token only": dict(off)}
+    every = {c: "enforce" for c in RUNTIME_CONTROLS}
+    configs: dict[str, tuple[dict[str, str] | None, list[str]]] = {
+        "proxy only": (None, []),
+        "token only": (dict(off), []),
+    }
     for control in RUNTIME_CONTROLS:
-        configs[f"token + {control}"] = {**off, control: "enforce"}
-    configs["all controls"] = {c: "enforce" for c in RUNTIME_CONTROLS}
+        configs[f"token + {control}"] = ({**off, control: "enforce"}, [])
+    configs["all controls"] = (every, [])
+    configs["all, asyncio+h11"] = (every, SLOW_SERVER)
     return configs
 
 
 def start_gateway(
-    cfg: LabConfig, modes: dict[str, str] | None, tmp: Path
+    cfg: LabConfig, modes: dict[str, str] | None, tmp: Path, extra: list[str]
 ) -> tuple[str, subprocess.Popen[bytes]]:
     port = free_port()
     cmd = [sys.executable, "-m", "gateway", "--port", str(port), "--upstream", cfg.hapi_base_url]
+    cmd += extra
     if modes is not None:
         policy = load_policy().model_dump(mode="json")
         policy["controls"] = modes
@@ -136,7 +146,8 @@ async def drive(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--seconds", type=float, default=10.0, help="per configuration, in all")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved slices per config")
     parser.add_argument("--concurrency", type=int, default=8)
     args = parser.parse_args()
     cfg = load_config()
@@ -145,35 +156,47 @@ def main() -> None:
     apply_profiles(cfg, [CLIENT])
     patient = "pat-a-000000"
     server = discover_issuer(cfg.issuer("tenant-a"))
-    results: list[Result] = []
+    with SmartClient(server, PublicClient(CLIENT), "http://localhost:9999/callback") as client:
+        token = client.authorization_code(patient, DEMO_PASSWORD, SCOPE).access_token
+    names = ["direct HAPI", *configurations()]
+    results = {name: Result(name, [], 0, 0.0) for name in names}
+    slice_s = args.seconds / args.rounds
+    procs: list[subprocess.Popen[bytes]] = []
     with tempfile.TemporaryDirectory(prefix="fhirlab-gwcost-") as tmp:
-        for name, modes in [("direct HAPI", "direct"), *configurations().items()]:
-            with SmartClient(server, PublicClient(CLIENT), "http://localhost:9999/callback") as c:
-                token = c.authorization_code(patient, DEMO_PASSWORD, SCOPE).access_token
-            if modes == "direct":
-                base, proc = cfg.hapi_base_url, None
-            else:
-                base, proc = start_gateway(cfg, modes, Path(tmp))  # type: ignore[arg-type]
-            try:
-                result = asyncio.run(
-                    drive(name, base, token, patient, args.seconds, args.concurrency)
-                )
-            finally:
-                if proc is not None:
-                    proc.terminate()
-                    proc.wait(timeout=15)
-            results.append(result)
-            print(f"  measured {name:<16} {result.rate:8.1f} req/s", file=sys.stderr)
-    direct = results[0]
+        bases = {"direct HAPI": cfg.hapi_base_url}
+        try:
+            for name, (modes, extra) in configurations().items():
+                bases[name], proc = start_gateway(cfg, modes, Path(tmp), extra)
+                procs.append(proc)
+            # interleaved rounds, rotating the order: drift (HAPI warming up, caches, other
+            # load on the machine) falls on every configuration alike
+            for round_no in range(args.rounds):
+                order = names[round_no % len(names) :] + names[: round_no % len(names)]
+                for name in order:
+                    part = asyncio.run(
+                        drive(name, bases[name], token, patient, slice_s, args.concurrency)
+                    )
+                    total = results[name]
+                    total.latencies_ms.extend(part.latencies_ms)
+                    total.errors += part.errors
+                    total.seconds += part.seconds
+                print(f"  round {round_no + 1}/{args.rounds} done", file=sys.stderr)
+        finally:
+            for proc in procs:
+                proc.terminate()
+            for proc in procs:
+                proc.wait(timeout=15)
+    direct = results["direct HAPI"]
     print(
-        f"\n{args.concurrency} concurrent clients, {args.seconds:.0f} s each, "
-        f"load average {os.getloadavg()[0]:.1f}; mix: Patient read + Observation search"
+        f"\n{args.concurrency} concurrent clients, {args.seconds:.0f} s per configuration in "
+        f"{args.rounds} interleaved rounds, load average {os.getloadavg()[0]:.1f}; "
+        "mix: Patient read + Observation search"
     )
     print(
         f"{'configuration':<18}{'req/s':>9}{'ratio':>8}{'p50 ms':>9}{'p99 ms':>9}"
         f"{'+p50 ms':>9}{'+p99 ms':>9}{'errors':>8}"
     )
-    for r in results:
+    for r in results.values():
         print(
             f"{r.name:<18}{r.rate:9.1f}{r.rate / direct.rate:8.2f}{r.pct(0.5):9.2f}"
             f"{r.pct(0.99):9.2f}{r.pct(0.5) - direct.pct(0.5):9.2f}"

@@ -31,6 +31,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--public-base", help="this gateway's FHIR base URL (the token audience)")
     parser.add_argument("--policy", type=Path, default=POLICY_FILE)
     parser.add_argument("--audit-dir", type=Path, help="where audit.jsonl and alerts.jsonl go")
+    parser.add_argument("--loop", default="auto", choices=["auto", "asyncio", "uvloop"])
+    parser.add_argument("--http", default="auto", choices=["auto", "h11", "httptools"])
     parser.add_argument("--repo", type=Path, default=REPO_ROOT, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     try:
@@ -52,6 +54,8 @@ def main(argv: list[str] | None = None) -> None:
         port=args.port,
         log_level="warning",
         access_log=False,
+        loop=args.loop,
+        http=args.http,
         timeout_graceful_shutdown=10,
     )
 
