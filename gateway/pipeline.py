@@ -28,13 +28,14 @@ _WHOLE_REQUEST_ONLY = frozenset({"token", "rate_limit"})
 class Pipeline:
     def __init__(self, stages: list[Stage], mode_of: ModeOf, base_path: str = "/fhir") -> None:
         self.base_path = base_path
-        self.mode_of = mode_of
-        self.checks: list[tuple[str, str | None, Check]] = [
-            (stage.name, control, check) for stage in stages for control, check in stage.checks()
+        # the policy is fixed for the life of the gateway: resolve each check's mode once and
+        # drop the checks that are off, so no request pays for them
+        self.checks: list[tuple[str, str | None, Check, Mode]] = [
+            (stage.name, control, check, mode)
+            for stage in stages
+            for control, check in stage.checks()
+            if (mode := mode_of(control)) is not Mode.OFF
         ]
-
-    def active_checks(self) -> list[tuple[str, str | None, Check]]:
-        return [c for c in self.checks if self.mode_of(c[1]) is not Mode.OFF]
 
     async def run(self, ctx: RequestContext) -> Denial | None:
         """Run every active check; the enforced refusal, if any (findings are recorded)."""
@@ -44,11 +45,8 @@ class Pipeline:
         return denial
 
     async def _run_checks(self, ctx: RequestContext, entry: bool) -> Denial | None:
-        for stage, control, check in self.checks:
+        for stage, control, check, mode in self.checks:
             if entry and control in _WHOLE_REQUEST_ONLY:
-                continue
-            mode = self.mode_of(control)
-            if mode is Mode.OFF:
                 continue
             t0 = time.perf_counter()
             try:
@@ -137,11 +135,11 @@ def _enforce(ctx: RequestContext, denial: Denial) -> Denial:
     return denial
 
 
-def check_resources(ctx: RequestContext, body: Any) -> Denial | None:
-    """Apply the request's resource checks to a response (a resource or a Bundle of them)."""
+def check_resources(ctx: RequestContext, resources: list[dict[str, Any]]) -> Denial | None:
+    """Apply the request's resource checks to the resources of a response (`iter_resources`)."""
     if not ctx.resource_checks:
         return None
-    for resource in iter_resources(body):
+    for resource in resources:
         for _control, check in ctx.resource_checks:
             denial = check(resource)
             if denial is not None:

@@ -147,7 +147,7 @@ class Upstream:
         for resource in resources:
             ctx.patients.update(compartment_patient_ids(resource))
         if status < 300:
-            denial = check_resources(ctx, body)
+            denial = check_resources(ctx, resources)
             if denial is not None:
                 ctx.findings.append(Finding(denial.control, "deny", denial.status, denial.reason))
                 ctx.patients.clear()

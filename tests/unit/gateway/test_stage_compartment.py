@@ -19,7 +19,7 @@ from gateway.classify import ClassifyError, classify
 from gateway.context import RequestContext
 from gateway.controls import Mode
 from gateway.denial import Denial
-from gateway.pipeline import Pipeline, check_resources
+from gateway.pipeline import Pipeline, check_resources, iter_resources
 from gateway.scopes import parse_scopes
 from gateway.stages.compartment import CompartmentStage, narrowing
 from gateway.tokens import VerifiedToken
@@ -90,7 +90,7 @@ def allowed(ctx: RequestContext) -> RequestContext:
 
 
 def check(ctx: RequestContext, body: dict[str, Any]) -> Denial | None:
-    return check_resources(ctx, body)
+    return check_resources(ctx, iter_resources(body))
 
 
 def obs(oid: str, patient: str) -> dict[str, Any]:
