@@ -88,5 +88,11 @@ class KeycloakAdmin:
         resp = self.expect(self.request("GET", f"/realms/{realm}/client-scopes"), 200)
         return {s["name"]: s["id"] for s in resp.json()}
 
+    def client_uuid(self, realm: str, client_id: str) -> str | None:
+        """Keycloak's internal id of the client `client_id` in `realm` (None if absent)."""
+        resp = self.request("GET", f"/realms/{realm}/clients", params={"clientId": client_id})
+        found = self.expect(resp, 200).json()
+        return str(found[0]["id"]) if found else None
+
     def create_realm(self, representation: dict[str, Any]) -> None:
         self.expect(self.request("POST", "/realms", json=representation, timeout=300), 201)

@@ -87,14 +87,6 @@ class Applied:
     scopes_created: tuple[str, ...]
 
 
-def _client_uuid(admin: KeycloakAdmin, realm: str, client_id: str) -> str | None:
-    resp = admin.expect(
-        admin.request("GET", f"/realms/{realm}/clients", params={"clientId": client_id}), 200
-    )
-    found = resp.json()
-    return str(found[0]["id"]) if found else None
-
-
 def _sync_scopes(
     admin: KeycloakAdmin, realm: str, uuid: str, kind: str, wanted: list[str], ids: dict[str, str]
 ) -> None:
@@ -126,10 +118,10 @@ def apply_profile(
         ids = admin.client_scopes(realm)
 
     representation = client_representation(profile, jwks)
-    uuid = _client_uuid(admin, realm, profile.client_id)
+    uuid = admin.client_uuid(realm, profile.client_id)
     if uuid is None:
         admin.expect(admin.request("POST", f"/realms/{realm}/clients", json=representation), 201)
-        uuid = _client_uuid(admin, realm, profile.client_id)
+        uuid = admin.client_uuid(realm, profile.client_id)
         assert uuid is not None
         action = "created"
     else:
@@ -144,7 +136,7 @@ def apply_profile(
 
 def effective_client(admin: KeycloakAdmin, realm: str, client_id: str) -> dict[str, Any] | None:
     """The client as Keycloak holds it, in the profile's vocabulary (None if absent)."""
-    uuid = _client_uuid(admin, realm, client_id)
+    uuid = admin.client_uuid(realm, client_id)
     if uuid is None:
         return None
     rep = admin.expect(admin.request("GET", f"/realms/{realm}/clients/{uuid}"), 200).json()

@@ -202,17 +202,11 @@ def ensure_realm(admin: KeycloakAdmin, tenant: Tenant, audience: str) -> dict[st
     if not admin.realm_exists(tenant.realm):
         admin.create_realm(new_realm_representation(admin, tenant, audience))
         created["realm"].append(tenant.realm)
-    else:
-        found = admin.request(
-            "GET", f"/realms/{tenant.realm}/clients", params={"clientId": GATEWAY_CLIENT}
+    elif admin.client_uuid(tenant.realm, GATEWAY_CLIENT) is None:
+        admin.expect(
+            admin.request("POST", f"/realms/{tenant.realm}/clients", json=gateway_client(tenant)),
+            201,
         )
-        if not admin.expect(found, 200).json():
-            admin.expect(
-                admin.request(
-                    "POST", f"/realms/{tenant.realm}/clients", json=gateway_client(tenant)
-                ),
-                201,
-            )
     created["user_profile"] = ensure_user_profile(admin, tenant.realm)
     created["client_scopes"] = ensure_client_scopes(
         admin, tenant.realm, catalogue_names(), audience
