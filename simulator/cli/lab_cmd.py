@@ -1,15 +1,13 @@
 """`fhirlab lab`: the lab's main job on the embedded defaults.
 
-Today: bring the stack up if needed, provision the client profiles, seed the synthetic population
-if the lab holds none, replay the scenario library (exit 3 if an expectation fails), check the stack
-end to end
-(FHIR through the gateway, each tenant realm, a real SMART backend-services token) and write a
-results directory. Seeding, scenario replay and the load matrix join this command as they land.
+Bring the stack up if needed, provision the client profiles, seed the synthetic population if the
+lab holds none, check the stack end to end (FHIR through the gateway, each tenant realm, a real
+SMART backend-services token), replay the scenario library with the controls on (exit 3 if an
+expectation fails) and off (the blast radius), and write one results directory.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Annotated
@@ -22,9 +20,16 @@ from seed.lab import seed_lab, seeded_options
 from simulator.authserver.apply import apply_profiles, select_profiles
 from simulator.authserver.tenants import load_tenants
 from simulator.cli.console import err, out
-from simulator.cli.run_cmd import EXIT_EXPECTATION_FAILED, replay_library, replay_table
+from simulator.cli.run_cmd import (
+    EXIT_EXPECTATION_FAILED,
+    blast_table,
+    replay_table,
+    replay_with_baseline,
+)
 from simulator.cli.seed_cmd import DEFAULT_PATIENTS, DEFAULT_SEED
 from simulator.cli.stack_cmds import start_stack
+from simulator.replay.summary import blast_radius
+from simulator.results import ResultsDirectory, write_results
 from simulator.smart.auth import PrivateKeyJwt
 from simulator.smart.client import SmartClient
 from simulator.smart.discovery import discover_issuer
@@ -33,8 +38,6 @@ from simulator.smart.keys import client_key
 from simulator.stack import lab as stack
 from simulator.stack.config import LabConfig, load_config
 from simulator.stack.errors import LabError
-
-RESULTS_SCHEMA_VERSION = "0.1"
 
 
 def smoke_checks(cfg: LabConfig) -> list[dict[str, object]]:
@@ -93,8 +96,12 @@ def lab(
     results: Annotated[
         Path, typer.Option(help="directory to write results into (a timestamped subdirectory)")
     ] = Path("results"),
+    baseline: Annotated[
+        bool, typer.Option(help="replay the scenarios with every control off too (blast radius)")
+    ] = True,
 ) -> None:
-    """Run the lab's main job: stand up the stack, check it, and write the results directory."""
+    """Run the lab's main job: stand up the stack, seed it, replay the scenarios with the controls
+    on and off, and write the results directory (results.json, report.md, report.html)."""
     cfg = load_config()
     t0 = time.time()
     up = start_stack(cfg)
@@ -109,28 +116,33 @@ def lab(
     else:
         err.print(f"seed      lab already holds {seeded.patients} patients (seed {seeded.seed})")
     checks = smoke_checks(cfg) + smart_checks(cfg)
-    runs, replay_meta = replay_library(cfg)
-    run_dir = results / time.strftime("%Y%m%d-%H%M%S", time.gmtime(t0))
-    run_dir.mkdir(parents=True, exist_ok=True)
-    document = {
-        "schema_version": RESULTS_SCHEMA_VERSION,
-        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t0)),
-        "duration_s": round(time.time() - t0, 1),
-        "stack": {
+    folder = ResultsDirectory.new(results, t0, None if cfg.external else cfg.audit_dir)
+    judged, off, population = replay_with_baseline(cfg, folder.path, baseline=baseline)
+    stack_facts = {
+        "start_seconds": up.seconds,
+        "services": {
             s.name: {"state": s.state, "url": s.url, "rss_mb": s.rss_mb} for s in stack.status(cfg)
         },
-        "start_seconds": up.seconds,
-        "checks": checks,
-        "replay": {**replay_meta, "runs": [r.to_dict() for r in runs]},
     }
-    (run_dir / "results.json").write_text(json.dumps(document, indent=2) + "\n")
+    run_dir = write_results(
+        folder,
+        cfg,
+        t0,
+        command="lab",
+        replay=judged,
+        baseline=off,
+        population=population.to_dict(),
+        checks=checks,
+        stack=stack_facts,
+    )
     for check in checks:
         colour = "green" if check["status"] == "pass" else "red"
         out.print(f"[{colour}]{check['status']:<4}[/] {check['id']}: {check['evidence']}")
-    out.print(replay_table(runs))
-    err.print(f"results written to {run_dir}")
+    out.print(replay_table(judged.runs))
+    out.print(blast_table(blast_radius(judged.runs, off.runs if off else None)))
+    err.print(f"results written to {run_dir} (report: {run_dir / 'report.md'})")
     if any(c["status"] != "pass" for c in checks):
         raise LabError("the stack failed its end-to-end checks", f"see {run_dir / 'results.json'}")
-    if any(not r.ok for r in runs):
+    if not judged.ok:
         err.print("[red]some scenario expectations failed[/]")
         raise typer.Exit(EXIT_EXPECTATION_FAILED)

@@ -1,73 +1,37 @@
-"""`fhirlab run [SCENARIO...]`: replay scenarios once against the running, seeded lab."""
+"""`fhirlab run [SCENARIO...]`: replay scenarios once against the running, seeded lab, with the
+controls on and (for the blast radius) off, and write a results directory with its report."""
 
 from __future__ import annotations
 
-import json
-import random
 import time
-from collections import Counter
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import httpx
 import typer
 from rich.table import Table
 
-from seed.lab import read_seed_record
-from seed.options import PopulationOptions
-from seed.population import generate_population
 from simulator.authserver.apply import apply_profiles
-from simulator.authserver.profiles import load_profiles
 from simulator.cli.console import err, out
-from simulator.replay import ScenarioRun, replay
-from simulator.scenarios import Bindings, Scenario, bindings_for, load_library
+from simulator.replay import ScenarioRun
+from simulator.replay.library import (
+    LibraryReplay,
+    Population,
+    gateway_controls,
+    replay_against,
+    replay_baseline,
+    replay_library,
+    select,
+)
+from simulator.replay.summary import BlastRow, blast_radius
+from simulator.replay.target import extra_target
+from simulator.results import ResultsDirectory, write_results
+from simulator.scenarios import load_library
 from simulator.stack.config import LabConfig, load_config
-from simulator.stack.errors import LabError
+from simulator.stack.extra_gateway import extra_gateway
+from simulator.stack.gateway_policy import parse_controls
 
 EXIT_EXPECTATION_FAILED = 3
-
-
-def common_family(options: PopulationOptions) -> str:
-    """The most frequent family name of the seeded population (regenerated, no server)."""
-    names: Counter[str] = Counter()
-    for record in generate_population(options).records():
-        for name in record.patient.get("name", [])[:1]:
-            if name.get("family"):
-                names[str(name["family"])] += 1
-    if not names:
-        raise LabError("the seeded population has no family names", "run `fhirlab seed`")
-    return names.most_common(1)[0][0]
-
-
-def _seed(cfg: LabConfig) -> tuple[PopulationOptions, int | None]:
-    record = read_seed_record(cfg)
-    if record is None:
-        raise LabError(f"the lab at {cfg.home} is not seeded", "run `fhirlab seed` first")
-    options = PopulationOptions.from_mapping(record["options"])
-    share = record.get("users_share")
-    if share is None:
-        raise LabError("the lab was seeded without users", "run `fhirlab seed` (with users)")
-    logins = round(float(share) * options.patients)
-    return options, logins
-
-
-def _check_up(cfg: LabConfig, http: httpx.Client) -> None:
-    try:
-        http.get(f"{cfg.gateway_base_url}/metadata", timeout=10).raise_for_status()
-    except httpx.HTTPError as exc:
-        raise LabError(
-            f"the gateway at {cfg.gateway_base_url} does not answer ({exc})",
-            "start the lab with `fhirlab up`",
-        ) from exc
-
-
-def _select(library: dict[str, Scenario], names: list[str] | None) -> list[Scenario]:
-    unknown = [n for n in names or () if n not in library]
-    if unknown:
-        raise LabError(
-            f"unknown scenario(s): {', '.join(unknown)}", f"choose from {', '.join(library)}"
-        )
-    return [library[n] for n in names] if names else list(library.values())
 
 
 def replay_table(runs: list[ScenarioRun]) -> Table:
@@ -94,13 +58,60 @@ def replay_table(runs: list[ScenarioRun]) -> Table:
     return table
 
 
-def _write(results: Path, runs: list[ScenarioRun], meta: dict[str, Any]) -> Path:
-    folder = results / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "runs.json"
-    payload = {**meta, "runs": [r.to_dict() for r in runs]}
-    path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-    return path
+def _window(seconds: float | None) -> str:
+    return "until revoked" if seconds is None else f"{seconds:.0f}"
+
+
+def blast_table(rows: list[BlastRow]) -> Table:
+    table = Table(title="blast radius: controls on vs off")
+    table.add_column("scenario")
+    table.add_column("caught by")
+    for column in ("patients on", "off", "resources on", "off ", "exposure s on", " off"):
+        table.add_column(column, justify="right")
+    for row in rows:
+        off = row.off
+        table.add_row(
+            row.scenario,
+            " ".join(row.caught) or "-",
+            str(row.on.patients),
+            str(off.patients) if off else "-",
+            str(row.on.resources),
+            str(off.resources) if off else "-",
+            _window(row.on.exposure_s),
+            _window(off.exposure_s) if off else "-",
+        )
+    return table
+
+
+def replay_with_baseline(
+    cfg: LabConfig,
+    run_dir: Path,
+    names: list[str] | None = None,
+    library: Path | None = None,
+    *,
+    baseline: bool = True,
+    controls: str | None = None,
+) -> tuple[LibraryReplay, LibraryReplay | None, Population]:
+    """The scenarios against the lab's gateway (or, with `controls`, an extra gateway with those
+    modes over the lab's policy), then against a controls-off gateway."""
+    say = err.print
+    if controls is None:
+        judged, population, chosen = replay_library(cfg, names, library, say)
+    else:
+        modes = parse_controls(controls)
+        chosen = select(load_library(library), names)
+        population = Population.of(cfg)
+        apply_profiles(cfg, sorted({s.client for s in chosen}))
+        with extra_gateway(cfg, "controls-set", run_dir / "gateway-controls", modes) as gw:
+            assert gw.policy_file is not None
+            target = extra_target("controls-set", gw.base_url, gw.policy_file, gw.audit_dir)
+            with httpx.Client() as http:
+                reported = gateway_controls(http, gw.base_url)
+            judged = replay_against(cfg, chosen, population, target, reported, say)
+    off = None
+    if baseline:
+        off = replay_baseline(cfg, chosen, population, run_dir / "gateway-baseline", say)
+    return judged, off, population
 
 
 def run(
@@ -114,51 +125,39 @@ def run(
         Path | None,
         typer.Option(file_okay=False, help="scenario directory (default: the repository's)"),
     ] = None,
+    controls: Annotated[
+        str | None,
+        typer.Option(
+            help="replay through an extra gateway with these controls switched over the lab's "
+            "policy, e.g. C05=off,C08=monitor or all=off (default: the lab's gateway as it runs)"
+        ),
+    ] = None,
+    baseline: Annotated[
+        bool,
+        typer.Option(help="also replay with every control off, for the blast radius on vs off"),
+    ] = True,
 ) -> None:
     """Replay scenarios once against the running, seeded lab and check their expectations.
 
-    The gateway's controls are whatever it runs with (`fhirlab up --controls ...` switches them);
-    the results record them as the gateway reports them."""
+    Exit 3 when an expectation fails. The results directory gets results.json, report.md and
+    report.html."""
     cfg = load_config()
-    runs, meta = replay_library(cfg, scenarios, library)
-    out.print(replay_table(runs))
-    err.print(f"written {_write(results, runs, meta)}")
-    if any(not r.ok for r in runs):
-        raise typer.Exit(EXIT_EXPECTATION_FAILED)
-
-
-def replay_library(
-    cfg: LabConfig, names: list[str] | None = None, library: Path | None = None
-) -> tuple[list[ScenarioRun], dict[str, Any]]:
-    """Replay the chosen scenarios (default: all) once; the runs and what they ran against."""
-    chosen = _select(load_library(library), names)
-    options, logins = _seed(cfg)
-    family = common_family(options)
-    runs: list[ScenarioRun] = []
-    with httpx.Client(timeout=60) as http:
-        _check_up(cfg, http)
-        health = http.get(cfg.gateway_base_url.removesuffix("/fhir") + "/_gateway/health")
-        controls = health.json().get("controls", {}) if health.status_code == 200 else {}
-        apply_profiles(cfg, sorted({s.client for s in chosen}))
-        for scenario in chosen:
-            err.print(f"replaying {scenario.name}")
-            runs.append(
-                replay(cfg, scenario, _bindings(scenario, cfg, options, logins, family), http)
-            )
-    meta = {"controls": controls, "population": options.to_dict(), "common_family": family}
-    return runs, meta
-
-
-def _bindings(
-    scenario: Scenario, cfg: LabConfig, options: PopulationOptions, logins: int | None, family: str
-) -> Bindings:
-    profile = load_profiles(cfg.repo / "keycloak" / "clients")[scenario.client]
-    tenant = scenario.tenant or profile.tenants[0]
-    return bindings_for(
-        tenant,
-        patients=options.patients,
-        tenants=options.tenants,
-        common_family=family,
-        logins=logins,
-        rng=random.Random(f"{options.seed}:{scenario.name}"),
+    started = time.time()
+    folder = ResultsDirectory.new(results, started, None if cfg.external else cfg.audit_dir)
+    judged, off, population = replay_with_baseline(
+        cfg, folder.path, scenarios, library, baseline=baseline, controls=controls
     )
+    out.print(replay_table(judged.runs))
+    out.print(blast_table(blast_radius(judged.runs, off.runs if off else None)))
+    written = write_results(
+        folder,
+        cfg,
+        started,
+        command="run",
+        replay=judged,
+        baseline=off,
+        population=population.to_dict(),
+    )
+    err.print(f"results written to {written}")
+    if not judged.ok:
+        raise typer.Exit(EXIT_EXPECTATION_FAILED)

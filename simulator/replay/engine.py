@@ -9,8 +9,9 @@ from typing import Any
 
 import httpx
 
-from gateway.policy import load_policy
 from simulator.authserver.profiles import ClientProfile, load_profiles
+from simulator.replay.alerts import AlertWatch, alert_expectation
+from simulator.replay.clock import OffHoursClock
 from simulator.replay.credentials import Credentials, obtain
 from simulator.replay.exposure import exposure_window
 from simulator.replay.fhir import (
@@ -22,6 +23,7 @@ from simulator.replay.fhir import (
     resources_of,
 )
 from simulator.replay.model import ScenarioRun, SessionEndResult, StepResult
+from simulator.replay.target import GatewayTarget, lab_target
 from simulator.replay.verdict import ProfileFacts, caught, compare, judge
 from simulator.scenarios import (
     Bindings,
@@ -47,15 +49,18 @@ MAX_CACHE_WAIT_S = 31.0
 class _Session:
     """The client's state during one replay: the HTTP client, the token, the results."""
 
-    def __init__(self, cfg: LabConfig, http: httpx.Client, creds: Credentials) -> None:
+    def __init__(
+        self, cfg: LabConfig, http: httpx.Client, creds: Credentials, target: GatewayTarget
+    ) -> None:
         self.cfg = cfg
         self.http = http
         self.creds = creds
+        self.target = target
         self.token: Token | None = creds.token
         self.refresh_token = creds.token.refresh_token if creds.token else None
         self.results: list[StepResult] = []
-        self.bases = (cfg.gateway_base_url, cfg.hapi_base_url)
-        self.introspection_ttl_s = introspection_ttl(cfg)
+        self.bases = (target.base_url, cfg.gateway_base_url, cfg.hapi_base_url)
+        self.introspection_ttl_s = target.introspection_ttl_s
 
     def headers(self, token: str | None = None) -> dict[str, str]:
         headers = {"Accept": FHIR_JSON}
@@ -67,7 +72,7 @@ class _Session:
     def url(self, relative: str) -> str:
         if relative.startswith(("http://", "https://")):
             return relative
-        return f"{self.cfg.gateway_base_url.rstrip('/')}/{relative}"
+        return f"{self.target.base_url.rstrip('/')}/{relative}"
 
     def send(
         self,
@@ -229,8 +234,14 @@ def _refresh(s: _Session, step: RefreshStep, b: Bindings) -> None:
 def _burst(s: _Session, step: BurstStep, b: Bindings) -> None:
     url = resolve(step.request_line.url, b)
     times = min(step.times, MAX_BURST)
+    clock = OffHoursClock.for_policy(s.target.policy) if step.off_hours else None
+
+    def one(_: int) -> StepResult:
+        extra = clock.headers() if clock is not None else None
+        return s.send(step.name, step.probes, "GET", url, extra=extra)[0]
+
     with ThreadPoolExecutor(max_workers=min(step.concurrency, 16)) as pool:
-        done = list(pool.map(lambda _: s.send(step.name, step.probes, "GET", url)[0], range(times)))
+        done = list(pool.map(one, range(times)))
     s.results.extend(done)
 
 
@@ -298,15 +309,6 @@ def _replay_old_token(s: _Session, token: Token, b: Bindings, revoked: bool) -> 
     }
 
 
-def introspection_ttl(cfg: LabConfig) -> float:
-    """How long the lab's gateway caches an introspection answer (C09)."""
-    try:
-        policy = load_policy(cfg.gateway_policy) if cfg.gateway_policy else load_policy()
-    except (OSError, ValueError):
-        return 10.0
-    return float(policy.token.introspection_ttl_s)
-
-
 def _facts(profile: ClientProfile) -> ProfileFacts:
     return ProfileFacts(
         str(profile.client_class),
@@ -323,9 +325,15 @@ def replay(
     bindings: Bindings,
     http: httpx.Client,
     profile: ClientProfile | None = None,
+    *,
+    target: GatewayTarget | None = None,
 ) -> ScenarioRun:
-    """Run `scenario` once against `cfg`'s gateway and judge it."""
+    """Run `scenario` once against a gateway (default: the lab's own) and judge it."""
     started = time.monotonic()
+    target = target or lab_target(cfg)
+    watch = AlertWatch(target.audit_dir) if target.audited and target.audit_dir else None
+    if watch is not None:
+        watch.start()
     profile = profile or load_profiles(cfg.repo / "keycloak" / "clients")[scenario.client]
     tenant = scenario.tenant or profile.tenants[0]
     run = ScenarioRun(
@@ -335,11 +343,12 @@ def replay(
         tenant,
         str(scenario.launch),
         bindings.as_dict(),
+        gateway=target.name,
     )
     creds = obtain(cfg, scenario, profile, tenant, bindings, http)
     try:
         run.scope_probe, run.auth_error = creds.probe, creds.error
-        session = _Session(cfg, http, creds)
+        session = _Session(cfg, http, creds, target)
         if creds.token is not None:
             run.token = _token_facts(creds.token)
         unsent: set[str] = set()
@@ -379,6 +388,12 @@ def replay(
     run.evidence = {c: e for c, (_, e) in verdicts.items()}
     run.expectations = compare({c: str(v) for c, v in scenario.expect.items()}, verdicts)
     run.caught = caught(run.steps)
+    if watch is not None:
+        run.alerts = watch.raised(scenario.client, scenario.alerts)
+        run.alerts_checked = True
+        expectation = alert_expectation(scenario.alerts, run.alerts)
+        if expectation is not None:
+            run.expectations.append(expectation)
     run.seconds = time.monotonic() - started
     return run
 

@@ -102,6 +102,9 @@ class ScenarioRun:
     evidence: dict[str, str] = field(default_factory=dict)
     expectations: list[ExpectationResult] = field(default_factory=list)
     caught: list[str] = field(default_factory=list)
+    alerts: list[str] = field(default_factory=list)  # detectors that fired for the client
+    alerts_checked: bool = False  # False: the gateway's alerts were not readable (or C06 off)
+    gateway: str = "lab"
     seconds: float = 0.0
 
     @property
@@ -156,6 +159,8 @@ class ScenarioRun:
             "expectations": [asdict(e) for e in self.expectations],
             "expectations_ok": self.ok,
             "caught": sorted(self.caught),
+            "alerts": {"checked": self.alerts_checked, "raised": sorted(set(self.alerts))},
+            "gateway": self.gateway,
             "unexpected_refusals": self.unexpected_refusals,
             "seconds": round(self.seconds, 3),
         }

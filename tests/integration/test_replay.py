@@ -36,12 +36,31 @@ def fhirlab_run(lab: LabConfig, results: Path, *args: str) -> subprocess.Complet
 def test_the_whole_library_meets_its_expectations(seeded: LabConfig, tmp_path: Path) -> None:
     done = fhirlab_run(seeded, tmp_path)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
-    (runs_file,) = tmp_path.glob("*/runs.json")
-    runs = json.loads(runs_file.read_text())["runs"]
+    (results_file,) = tmp_path.glob("*/results.json")
+    results = json.loads(results_file.read_text())
+    runs = results["replay"]["runs"]
     library = {p.stem for p in (seeded.repo / "scenarios").glob("*.yaml")}
     assert {r["scenario"] for r in runs} == library
     for run in runs:
         assert all(e["ok"] for e in run["expectations"]), run["scenario"]
+    # every control shown held by one scenario and broken by another
+    assert results["summary"]["controls_shown"] == 12, results["control_matrix"]
+    # expected alerts were checked against what the gateway raised
+    burst = next(r for r in runs if r["scenario"] == "off-hours-burst")
+    assert burst["alerts"]["checked"]
+    assert {"volume", "off_hours"} <= set(burst["alerts"]["raised"])
+    # the baseline (every control off) reaches more: never less than with the controls on
+    blast = {row["scenario"]: row for row in results["blast_radius"]}
+    for row in blast.values():
+        assert row["controls_off"]["patients"] >= row["controls_on"]["patients"], row
+    assert blast["cross-patient-browser"]["patients_prevented"] > 0
+    assert blast["shared-vendor"]["patients_prevented"] > 0
+    folder = results_file.parent
+    assert "blast-radius.png" in results["files"]["charts"]
+    assert "## Blast radius" in (folder / "report.md").read_text()
+    assert (folder / "report.html").stat().st_size > 0
+    assert results["audit"]["chain"]["ok"], results["audit"]
+    assert results["audit"]["audit_records"] > 0
 
 
 def test_a_wrong_expectation_fails_the_run(seeded: LabConfig, tmp_path: Path) -> None:

@@ -1,0 +1,68 @@
+"""The report's charts (matplotlib, no display needed): blast radius on vs off, cost per control."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+
+ON, OFF = "#2b6cb0", "#c53030"
+
+
+def blast_chart(rows: Sequence[Mapping[str, Any]], path: Path) -> Path | None:
+    """Patients reached per scenario, controls on vs off (horizontal bars)."""
+    rows = [r for r in rows if r.get("controls_off")]
+    if not rows:
+        return None
+    rows = sorted(rows, key=lambda r: (r["controls_off"]["patients"], r["scenario"]))
+    names = [r["scenario"] for r in rows]
+    on = [r["controls_on"]["patients"] for r in rows]
+    off = [r["controls_off"]["patients"] for r in rows]
+    fig, ax = plt.subplots(figsize=(8, 0.38 * len(rows) + 1.4))
+    ys = range(len(rows))
+    ax.barh([y + 0.2 for y in ys], off, height=0.4, color=OFF, label="controls off")
+    ax.barh([y - 0.2 for y in ys], on, height=0.4, color=ON, label="controls on")
+    ax.set_yticks(list(ys), names, fontsize=8)
+    ax.set_xlabel("distinct patients whose data was returned")
+    ax.set_title("Blast radius per scenario")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def cost_chart(configs: Sequence[Mapping[str, Any]], path: Path) -> Path | None:
+    """Added median latency of each controls configuration over the controls-off one."""
+    rows = [c for c in configs if (c.get("vs_off") or {}).get("added_p50_ms") is not None]
+    if not rows:
+        return None
+    names = [c["name"] for c in rows]
+    added = [c["vs_off"]["added_p50_ms"] for c in rows]
+    fig, ax = plt.subplots(figsize=(8, 0.35 * len(rows) + 1.4))
+    ys = range(len(rows))
+    ax.barh(list(ys), added, color=ON)
+    for y, c in zip(ys, rows, strict=True):
+        ratio = c["vs_off"].get("rps_ratio")
+        if ratio is not None:
+            ax.annotate(
+                f"{ratio:.2f}x rps",
+                (max(added[y], 0), y),
+                xytext=(4, -3),
+                textcoords="offset points",
+                fontsize=7,
+            )
+    ax.set_yticks(list(ys), names, fontsize=8)
+    ax.axvline(0, color="black", linewidth=0.6)
+    ax.set_xlabel("added median latency vs controls off (ms)")
+    ax.set_title("Cost per control under load")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

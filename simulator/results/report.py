@@ -1,0 +1,161 @@
+"""`report.md` and `report.html` from a results document (Jinja2 templates beside this module):
+control matrix per scenario, blast radius on vs off, exposure windows, cost per control, alerts."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from gateway.controls import CONTROLS
+from simulator.results.charts import blast_chart, cost_chart
+
+TEMPLATES = Path(__file__).parent / "templates"
+SYMBOL = {"held": "✓", "violated": "✗", "n/a": "·"}
+
+
+def window(seconds: float | None) -> str:
+    if seconds is None:
+        return "until revoked"
+    return f"{seconds:.0f} s"
+
+
+def _grid(runs: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One row per scenario: the verdict per control, marked where it missed the expectation."""
+    rows = []
+    for run in runs:
+        missed = {e["control"] for e in run["expectations"] if not e["ok"]}
+        expected = {e["control"] for e in run["expectations"]}
+        cells = []
+        for control in CONTROLS:
+            verdict = run["verdicts"].get(control, "n/a")
+            cells.append(
+                {
+                    "verdict": verdict,
+                    "symbol": SYMBOL.get(verdict, "?"),
+                    "expected": control in expected,
+                    "missed": control in missed,
+                }
+            )
+        rows.append(
+            {
+                "scenario": run["scenario"],
+                "kind": run["kind"],
+                "cells": cells,
+                "ok": run["expectations_ok"],
+                "failed": sorted(missed),
+            }
+        )
+    return rows
+
+
+def _exposure(runs: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    rows = []
+    for run in runs:
+        token, end, exposure = run["token"], run["session_end"], run["exposure_window"]
+        rows.append(
+            {
+                "scenario": run["scenario"],
+                "lifetime": f"{token['lifetime_s']} s" if token.get("lifetime_s") else "-",
+                "refresh": "offline"
+                if token.get("offline")
+                else ("yes" if token.get("refresh_token") else "no"),
+                "revoked": "yes" if end["revoked"] else "no",
+                "replay": "-"
+                if not end["replay_attempted"]
+                else (
+                    "accepted" if end["replay_accepted"] else f"refused ({end['replay_status']})"
+                ),
+                "window": window(exposure["seconds"]),
+                "note": exposure["note"],
+            }
+        )
+    return rows
+
+
+def _alerts(runs: list[Mapping[str, Any]], expected: Mapping[str, list[str]]) -> list[dict]:
+    rows = []
+    for run in runs:
+        want = expected.get(run["scenario"], [])
+        raised = run["alerts"]["raised"]
+        if not want and not raised:
+            continue
+        rows.append(
+            {
+                "scenario": run["scenario"],
+                "expected": want,
+                "raised": raised,
+                "checked": run["alerts"]["checked"],
+                "ok": all(d in raised for d in want),
+            }
+        )
+    return rows
+
+
+def _embed(path: Path | None) -> str | None:
+    if path is None:
+        return None
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+def view(document: Mapping[str, Any], charts: Mapping[str, Path | None]) -> dict[str, Any]:
+    replay = document.get("replay") or {"runs": [], "controls": {}}
+    runs = replay["runs"]
+    expected_alerts = {
+        r["scenario"]: [e["expected"] for e in r["expectations"] if e["control"] == "alerts"]
+        for r in runs
+    }
+    expected_alerts = {
+        k: [d.strip() for v in vs for d in v.split(",")] for k, vs in expected_alerts.items()
+    }
+    load = document.get("load")
+    return {
+        "doc": document,
+        "summary": document["summary"],
+        "controls": list(CONTROLS),
+        "matrix": document["control_matrix"],
+        "grid": _grid(runs),
+        "blast": document["blast_radius"],
+        "has_baseline": document.get("baseline") is not None,
+        "exposure": _exposure(runs),
+        "alerts": _alerts(runs, expected_alerts),
+        "gateway_controls": replay.get("controls", {}),
+        "load": load,
+        "charts": {k: (p.name if p else None) for k, p in charts.items()},
+        "embedded": {k: _embed(p) for k, p in charts.items()},
+    }
+
+
+def _environment() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=select_autoescape(["html", "html.j2"], default_for_string=False),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["window"] = window
+    env.filters["ms"] = lambda v: "-" if v is None else f"{v:.3f}"
+    env.filters["signed_ms"] = lambda v: "-" if v is None else f"{v:+.3f}"
+    env.filters["ratio"] = lambda v: "-" if v is None else f"{v:.2f}"
+    return env
+
+
+def render_reports(document: Mapping[str, Any], directory: Path) -> list[str]:
+    """Write the charts, report.md and report.html into `directory`; the chart file names."""
+    charts = {
+        "blast": blast_chart(document["blast_radius"], directory / "blast-radius.png"),
+        "cost": cost_chart(
+            (document.get("load") or {}).get("configs") or [], directory / "cost.png"
+        ),
+    }
+    env = _environment()
+    context = view(document, charts)
+    for name in ("report.md", "report.html"):
+        text = env.get_template(f"{name}.j2").render(**context)
+        (directory / name).write_text(text, encoding="utf-8")
+    return [p.name for p in charts.values() if p is not None]

@@ -1,0 +1,168 @@
+"""The results document and its reports, from replay runs built by hand (no server)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from simulator.replay.library import LibraryReplay
+from simulator.replay.model import ExpectationResult, ExposureWindow, ScenarioRun, StepResult
+from simulator.replay.summary import blast_radius, control_matrix
+from simulator.results import ResultsDirectory, build_document
+from simulator.results.report import render_reports
+
+
+def _run(name: str, verdicts: dict[str, str], patients: list[str], ok: bool = True) -> ScenarioRun:
+    run = ScenarioRun(name, "hostile", "app", "tenant-a", "standalone", {})
+    run.steps = [
+        StepResult("read", "GET", "u", 200, patients=tuple(patients), resources=("Patient/x",)),
+        StepResult("probe", "GET", "u", 403, control="C08", probes=("C08",)),
+    ]
+    run.verdicts = verdicts
+    run.expectations = [
+        ExpectationResult(c, v, v if ok else "n/a", ok, "") for c, v in verdicts.items()
+    ]
+    run.caught = ["C08"]
+    run.exposure = ExposureWindow(300.0, access_token_s=300.0, note="token lifetime")
+    return run
+
+
+def _replays() -> tuple[LibraryReplay, LibraryReplay]:
+    on = LibraryReplay(
+        "lab",
+        {"C08": "enforce"},
+        [
+            _run("good", {"C08": "held", "C05": "held"}, ["p1"]),
+            _run("bad", {"C08": "violated"}, ["p1"]),
+        ],
+    )
+    off = LibraryReplay(
+        "controls-off",
+        {"C08": "off"},
+        [
+            _run("good", {}, ["p1"]),
+            _run("bad", {}, ["p1", "p2", "p3"]),
+        ],
+    )
+    return on, off
+
+
+def test_the_matrix_names_who_holds_and_who_breaks_each_control() -> None:
+    on, _ = _replays()
+    rows = {row.control: row for row in control_matrix(on.runs)}
+    assert rows["C08"].held_by == ("good",)
+    assert rows["C08"].violated_by == ("bad",)
+    assert rows["C08"].shown
+    assert not rows["C05"].shown
+    assert len(rows) == 12
+
+
+def test_blast_radius_pairs_each_scenario_with_its_baseline() -> None:
+    on, off = _replays()
+    rows = {row.scenario: row for row in blast_radius(on.runs, off.runs)}
+    assert rows["bad"].on.patients == 1
+    assert rows["bad"].off is not None and rows["bad"].off.patients == 3
+    assert rows["bad"].prevented_patients == 2
+    assert rows["bad"].on.refused == 1
+    assert blast_radius(on.runs, None)[0].off is None
+
+
+def _document(on: LibraryReplay, off: LibraryReplay | None, load: dict | None = None) -> dict:
+    return build_document(
+        command="run",
+        started=1_800_000_000.0,
+        finished=1_800_000_090.0,
+        lab={"gateway": "http://localhost:8080/fhir"},
+        population={"population": {"patients": 20, "seed": 7}, "common_family": "Smith"},
+        replay=on,
+        baseline=off,
+        load=load,
+    )
+
+
+def test_the_document_is_versioned_json_with_a_summary() -> None:
+    on, off = _replays()
+    doc = json.loads(json.dumps(_document(on, off)))
+    assert doc["schema_version"] == 1
+    assert doc["summary"]["ok"] is True
+    assert doc["summary"]["controls_shown"] == 1
+    assert doc["blast_radius"][1]["controls_off"]["patients"] == 3
+    assert doc["duration_s"] == 90.0
+
+
+def test_a_missed_expectation_fails_the_summary() -> None:
+    on, _ = _replays()
+    on.runs.append(_run("wrong", {"C09": "held"}, [], ok=False))
+    doc = _document(on, None)
+    assert doc["summary"]["ok"] is False
+    assert doc["summary"]["expectations_failed"] == ["wrong: C09"]
+
+
+LOAD = {
+    "users": 4,
+    "seconds": 5,
+    "workers": 0,
+    "configs": [
+        {
+            "name": "off",
+            "requests": 500,
+            "rps": 100.0,
+            "p50_ms": 8.1,
+            "p95_ms": 12.0,
+            "p99_ms": 20.0,
+            "denied": 0,
+            "failures": 0,
+            "vs_off": None,
+        },
+        {
+            "name": "all",
+            "requests": 450,
+            "rps": 90.0,
+            "p50_ms": 9.0,
+            "p95_ms": 13.0,
+            "p99_ms": 21.0,
+            "denied": 40,
+            "failures": 0,
+            "vs_off": {"rps_ratio": 0.9, "added_p50_ms": 0.9, "added_p99_ms": 1.0},
+        },
+    ],
+}
+
+
+@pytest.mark.parametrize("load", [None, LOAD])
+def test_reports_render_with_charts(tmp_path: Path, load: dict | None) -> None:
+    on, off = _replays()
+    charts = render_reports(_document(on, off, load), tmp_path)
+    md = (tmp_path / "report.md").read_text()
+    html = (tmp_path / "report.html").read_text()
+    assert "| C08 | search narrowed to the patient in context | good | bad |" in md
+    assert "| bad | C08 | 1 | 3 | 1 | 1 | 1 |" in md
+    assert "blast-radius.png" in charts and (tmp_path / "blast-radius.png").stat().st_size > 0
+    assert "data:image/png;base64," in html
+    if load:
+        assert "| all | 450 | 90.0 | 0.90 | 9.000 | +0.900 |" in md
+        assert "cost.png" in charts
+    else:
+        assert "No load run" in md
+
+
+def test_html_escapes_what_a_scenario_file_says(tmp_path: Path) -> None:
+    on, _ = _replays()
+    on.runs[0].scenario = "<script>x</script>"
+    render_reports(_document(on, None), tmp_path)
+    assert "<script>x</script>" not in (tmp_path / "report.html").read_text()
+
+
+def test_results_directories_never_collide_and_copy_only_the_run_s_audit(tmp_path: Path) -> None:
+    audit = tmp_path / "audit"
+    audit.mkdir()
+    (audit / "audit.jsonl").write_text("before\n")
+    first = ResultsDirectory.new(tmp_path / "results", 1_800_000_000.0, audit)
+    second = ResultsDirectory.new(tmp_path / "results", 1_800_000_000.0, audit)
+    assert first.path != second.path
+    with (audit / "audit.jsonl").open("a") as handle:
+        handle.write("during\n")
+    assert first.copy_audit() == {"audit": "audit/audit.jsonl"}
+    assert (first.path / "audit" / "audit.jsonl").read_text() == "during\n"
