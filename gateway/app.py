@@ -94,9 +94,11 @@ def build_audit(config: GatewayConfig) -> AuditSink | None:
     """The C06 audit sink, or None when C06 is off or no audit directory is set."""
     if config.audit_dir is None or config.policy.mode("C06") is Mode.OFF:
         return None
-    engine = AnomalyEngine.from_config(
-        config.policy.anomaly, profiles=profiles_from_scopes(config.client_scopes)
-    )
+    profiles = {
+        **profiles_from_scopes(config.client_scopes),
+        **{cid: frozenset(types) for cid, types in config.client_declared.items()},
+    }
+    engine = AnomalyEngine.from_config(config.policy.anomaly, profiles=profiles)
     return GatewayAudit(config.audit_dir, engine)
 
 

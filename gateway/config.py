@@ -20,6 +20,8 @@ class GatewayConfig:
     issuers: tuple[TenantIssuer, ...] = ()
     client_classes: dict[str, str] = field(default_factory=dict)
     client_scopes: dict[str, str] = field(default_factory=dict)  # registered scopes, by client
+    # what each vendor declared it needs (the out_of_profile detector's profile), when declared
+    client_declared: dict[str, tuple[str, ...]] = field(default_factory=dict)
     public_base: str = "http://localhost:8080/fhir"  # the audience tokens must carry
     audit_dir: Path | None = None
 
@@ -48,6 +50,9 @@ def load_gateway_config(
         issuers=issuers,
         client_classes={cid: p.client_class.value for cid, p in profiles.items()},
         client_scopes={cid: " ".join(p.scopes) for cid, p in profiles.items()},
+        client_declared={
+            cid: p.declared_resources for cid, p in profiles.items() if p.declared_resources
+        },
         public_base=public_base.rstrip("/"),
         audit_dir=audit_dir,
     )

@@ -21,6 +21,7 @@ from simulator.yamlfile import DocumentError, load_model
 PROFILE_DIR = Path("keycloak") / "clients"
 CLIENT_ID = r"^[a-z0-9][a-z0-9-]{1,62}$"
 TENANT = r"^[a-z0-9][a-z0-9-]{1,62}$"
+RESOURCE_TYPE = r"^[A-Z][A-Za-z]{1,63}$"
 
 
 class ClientClass(StrEnum):
@@ -60,6 +61,11 @@ class ClientProfile(BaseModel):
     refresh_tokens: bool = True
     redirect_uris: tuple[str, ...] = ()
     pkce: bool = True
+    declared_resources: tuple[str, ...] = Field(
+        default=(),
+        description="resource types the vendor declared it needs: the gateway's out_of_profile "
+        "detector alerts outside them (default: the types its scopes name)",
+    )
 
     @property
     def offline_access(self) -> bool:
@@ -94,6 +100,9 @@ class ClientProfile(BaseModel):
         for scope in self.default_scopes:
             if scope not in self.scopes:
                 problems.append(f"default scope {scope!r} is not among scopes")
+        for rtype in self.declared_resources:
+            if not _matches(RESOURCE_TYPE, rtype):
+                problems.append(f"declared resource {rtype!r} is not a FHIR resource type name")
         if problems:
             raise ValueError("; ".join(problems))
         return self

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import httpx
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from simulator.authserver.apply import apply_profiles
@@ -18,6 +19,7 @@ from simulator.replay.library import (
     LibraryReplay,
     Population,
     gateway_controls,
+    judge_alerts,
     replay_against,
     replay_baseline,
     replay_library,
@@ -94,7 +96,10 @@ def replay_with_baseline(
 ) -> tuple[LibraryReplay, LibraryReplay | None, Population]:
     """The scenarios against the lab's gateway (or, with `controls`, an extra gateway with those
     modes over the lab's policy), then against a controls-off gateway."""
-    say = err.print
+
+    def say(message: str) -> None:
+        err.print(escape(message))
+
     if controls is None:
         judged, population, chosen = replay_library(cfg, names, library, say)
     else:
@@ -111,6 +116,7 @@ def replay_with_baseline(
     off = None
     if baseline:
         off = replay_baseline(cfg, chosen, population, run_dir / "gateway-baseline", say)
+        judge_alerts(judged, off, chosen)
     return judged, off, population
 
 

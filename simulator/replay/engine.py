@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 
 from simulator.authserver.profiles import ClientProfile, load_profiles
-from simulator.replay.alerts import AlertWatch, alert_expectation
+from simulator.replay.alerts import AlertWatch
 from simulator.replay.clock import OffHoursClock
 from simulator.replay.credentials import Credentials, obtain
 from simulator.replay.exposure import exposure_window
@@ -391,9 +391,6 @@ def replay(
     if watch is not None:
         run.alerts = watch.raised(scenario.client, scenario.alerts)
         run.alerts_checked = True
-        expectation = alert_expectation(scenario.alerts, run.alerts)
-        if expectation is not None:
-            run.expectations.append(expectation)
     run.seconds = time.monotonic() - started
     return run
 

@@ -18,6 +18,7 @@ from seed.options import PopulationOptions
 from seed.population import generate_population
 from simulator.authserver.apply import apply_profiles
 from simulator.authserver.profiles import load_profiles
+from simulator.replay.alerts import alert_expectation
 from simulator.replay.engine import replay
 from simulator.replay.model import ScenarioRun
 from simulator.replay.target import GatewayTarget, extra_target, lab_target
@@ -169,6 +170,9 @@ def replay_library(
     return replay_against(cfg, chosen, population, target, controls, say), population, chosen
 
 
+BASELINE_MODES: dict[str, Mode] = {**modes_all(Mode.OFF), "C06": Mode.ENFORCE}
+
+
 def replay_baseline(
     cfg: LabConfig,
     scenarios: list[Scenario],
@@ -176,11 +180,27 @@ def replay_baseline(
     directory: Path,
     say: Say = _quiet,
 ) -> LibraryReplay:
-    """The same scenarios through an extra gateway with every control off (the token is still
-    checked): what the clients would reach if nothing but a valid token stood in the way."""
-    modes = modes_all(Mode.OFF)
+    """The same scenarios through an extra gateway with every preventive control off (the token
+    is still checked): what the clients reach when nothing but a valid token stands in the way.
+    The audit and its detectors (C06, which refuse nothing) stay on: what detection alone sees."""
+    modes = BASELINE_MODES
     with extra_gateway(cfg, "controls-off", directory, modes, rate_limit=False) as gw:
         assert gw.policy_file is not None
         target = extra_target("controls-off", gw.base_url, gw.policy_file, gw.audit_dir)
         controls = {c: m.value for c, m in modes.items()}
         return replay_against(cfg, scenarios, population, target, controls, say, judge=False)
+
+
+def judge_alerts(judged: LibraryReplay, baseline: LibraryReplay, library: list[Scenario]) -> None:
+    """Each scenario's expected alerts must have fired in the baseline pass, where its behaviour
+    ran unhindered (with the controls on it may be refused before it is anomalous at all); the
+    result joins the judged run's expectations."""
+    by_name = {s.name: s for s in library}
+    off = {r.scenario: r for r in baseline.runs}
+    for run in judged.runs:
+        scenario, base = by_name.get(run.scenario), off.get(run.scenario)
+        if scenario is None or base is None or not base.alerts_checked:
+            continue
+        expectation = alert_expectation(scenario.alerts, base.alerts)
+        if expectation is not None:
+            run.expectations.append(expectation)

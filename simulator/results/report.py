@@ -76,20 +76,29 @@ def _exposure(runs: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def _alerts(runs: list[Mapping[str, Any]], expected: Mapping[str, list[str]]) -> list[dict]:
+def _alerts(
+    runs: list[Mapping[str, Any]], baseline: list[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """Expected detectors vs those raised with the controls on and with prevention off (where
+    the expectation is judged)."""
+    off = {r["scenario"]: r for r in baseline}
     rows = []
     for run in runs:
-        want = expected.get(run["scenario"], [])
-        raised = run["alerts"]["raised"]
-        if not want and not raised:
+        judged = [e for e in run["expectations"] if e["control"] == "alerts"]
+        want = [d.strip() for e in judged for d in e["expected"].split(",")]
+        raised_on = run["alerts"]["raised"]
+        base = off.get(run["scenario"])
+        raised_off = base["alerts"]["raised"] if base else []
+        if not want and not raised_on and not raised_off:
             continue
         rows.append(
             {
                 "scenario": run["scenario"],
                 "expected": want,
-                "raised": raised,
-                "checked": run["alerts"]["checked"],
-                "ok": all(d in raised for d in want),
+                "raised_on": raised_on,
+                "raised_off": raised_off,
+                "checked": bool(judged),
+                "ok": all(e["ok"] for e in judged),
             }
         )
     return rows
@@ -104,13 +113,7 @@ def _embed(path: Path | None) -> str | None:
 def view(document: Mapping[str, Any], charts: Mapping[str, Path | None]) -> dict[str, Any]:
     replay = document.get("replay") or {"runs": [], "controls": {}}
     runs = replay["runs"]
-    expected_alerts = {
-        r["scenario"]: [e["expected"] for e in r["expectations"] if e["control"] == "alerts"]
-        for r in runs
-    }
-    expected_alerts = {
-        k: [d.strip() for v in vs for d in v.split(",")] for k, vs in expected_alerts.items()
-    }
+    baseline = (document.get("baseline") or {}).get("runs", [])
     load = document.get("load")
     return {
         "doc": document,
@@ -121,7 +124,7 @@ def view(document: Mapping[str, Any], charts: Mapping[str, Path | None]) -> dict
         "blast": document["blast_radius"],
         "has_baseline": document.get("baseline") is not None,
         "exposure": _exposure(runs),
-        "alerts": _alerts(runs, expected_alerts),
+        "alerts": _alerts(runs, baseline),
         "gateway_controls": replay.get("controls", {}),
         "load": load,
         "charts": {k: (p.name if p else None) for k, p in charts.items()},

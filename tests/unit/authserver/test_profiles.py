@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from gateway.config import load_gateway_config
+from gateway.settings import GatewaySettings
 from simulator.authserver.catalogue import catalogue_names, client_scope
 from simulator.authserver.clients import client_representation, wanted_scopes
 from simulator.authserver.profiles import ClientProfile, load_profile, load_profiles
@@ -61,6 +63,13 @@ def test_a_good_profile(tmp_path: Path) -> None:
         (("secret: demo-only\n", ""), ["needs a (demo-only) secret"]),
         (("description: demo", "descripton: demo"), ["line 3: descripton: unknown field"]),
         (("tenants: [tenant-a]", "tenants: [Tenant A]"), ["tenant 'Tenant A'"]),
+        (
+            (
+                "access_token_lifetime_s: 300",
+                "access_token_lifetime_s: 300\ndeclared_resources: [appointment]",
+            ),
+            ["declared resource 'appointment' is not a FHIR resource type name"],
+        ),
     ],
 )
 def test_bad_profiles_name_line_field_and_allowed_values(
@@ -73,6 +82,12 @@ def test_bad_profiles_name_line_field_and_allowed_values(
     assert str(path) in message
     for fragment in expected:
         assert fragment in message
+
+
+def test_a_declared_profile_becomes_the_gateway_s_out_of_profile_profile() -> None:
+    config = load_gateway_config(REPO_ROOT, "http://kc", "http://gw/fhir", GatewaySettings())
+    assert config.client_declared["wildcard-scheduler"] == ("Patient", "Appointment")
+    assert "scheduling-assistant" not in config.client_declared  # its scopes say it all
 
 
 def test_public_client_cannot_hold_client_credentials(tmp_path: Path) -> None:

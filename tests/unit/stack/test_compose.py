@@ -96,9 +96,10 @@ def test_gateway_is_the_only_fhir_entry_point(compose: dict[str, Any]) -> None:
     port = Ports().gateway
     assert gw["ports"] == [f"127.0.0.1:{port}:{port}"]
     assert "--upstream=http://hapi:8080/fhir" in gw["command"]
-    assert f"--public-base={compose['x-python']['environment']['FHIRLAB_GATEWAY_URL']}" in gw[
-        "command"
-    ], "the token audience must be the URL clients use"
+    assert (
+        f"--public-base={compose['x-python']['environment']['FHIRLAB_GATEWAY_URL']}"
+        in gw["command"]
+    ), "the token audience must be the URL clients use"
     assert "/_gateway/ready" in " ".join(gw["healthcheck"]["test"])
 
 
