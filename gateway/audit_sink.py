@@ -7,8 +7,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from gateway.anomaly import AlertSink, AnomalyEngine, observe_and_log
+from gateway.anomaly import AlertSink, AnomalyEngine, observe_and_log, profiles_from_scopes
+from gateway.anomaly.timelines import SimulatedTimelines
 from gateway.audit import AuditLog, AuditRecord
+from gateway.config import GatewayConfig
 from gateway.context import RequestContext
 
 AUDIT_FILE = "audit.jsonl"
@@ -42,21 +44,46 @@ def to_record(ctx: RequestContext, latency_ms: float) -> AuditRecord:
         result_count=ctx.result_count,
         latency_ms=round(latency_ms, 3),
         stage_ms={k: round(v, 4) for k, v in ctx.stage_ms.items()},
+        simulated_time=ctx.simulated_time,
     )
 
 
 class GatewayAudit:
     """The gateway's audit sink: `record` is O(1) on the event loop (writes happen on the log's
-    writer thread); `aclose` flushes everything, so a graceful shutdown loses no record."""
+    writer thread); `aclose` flushes everything, so a graceful shutdown loses no record.
 
-    def __init__(self, directory: Path, engine: AnomalyEngine) -> None:
+    Records stamped by the lab's simulated clock go to `simulated` (their own detectors, see
+    `gateway/anomaly/timelines.py`), all others to `engine`."""
+
+    def __init__(
+        self,
+        directory: Path,
+        engine: AnomalyEngine,
+        simulated: SimulatedTimelines | None = None,
+    ) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.log = AuditLog(directory / AUDIT_FILE)
         self.alerts = AlertSink(directory / ALERTS_FILE, audit=self.log)
         self.engine = engine
+        self.simulated = simulated
+
+    @classmethod
+    def from_config(cls, config: GatewayConfig, directory: Path) -> GatewayAudit:
+        policy = config.policy
+        profiles = profiles_from_scopes(config.client_scopes)
+
+        def new_engine() -> AnomalyEngine:
+            return AnomalyEngine.from_config(policy.detectors, profiles=profiles)
+
+        simulated = SimulatedTimelines(new_engine) if policy.clock_header else None
+        return cls(directory, new_engine(), simulated)
 
     def record(self, ctx: RequestContext, latency_ms: float) -> None:
-        observe_and_log(to_record(ctx, latency_ms), self.log, self.engine, self.alerts)
+        record = to_record(ctx, latency_ms)
+        if record.simulated_time is not None and self.simulated is not None:
+            observe_and_log(record, self.log, self.simulated, self.alerts)
+        else:
+            observe_and_log(record, self.log, self.engine, self.alerts)
 
     async def aclose(self) -> None:
         await self.alerts.aclose()

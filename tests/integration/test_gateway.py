@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
+import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -438,3 +441,126 @@ async def test_c08_side_doors(
             ],
         }
         refused(await gw.post("/fhir", json=batch, headers=mine), 403, "C08")
+
+
+# ---- C06: the lab's simulated clock (LAB ONLY) ------------------------------------------------
+SATURDAY_3AM = "2026-11-28T03:00:00-05:00"  # off hours in the policy's America/New_York
+
+
+def _alerts_of(path: Path, request_ids: set[str]) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    alerts = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [a for a in alerts if request_ids & set(a["evidence"].get("request_ids", []))]
+
+
+def test_c06_off_hours_clock_header_raises_off_hours_alert(seeded: LabConfig) -> None:
+    """The lab's own gateway (lab policy: `anomaly.clock_header: X-Fhirlab-Clock`) judges
+    stamped requests at their simulated instant, whatever the real time: an off-hours burst
+    alerts in the lab's audit/alerts.jsonl; the audit records keep the real time."""
+    scope = "openid launch/patient patient/Patient.rs patient/Appointment.*"
+    token = token_for(seeded, "scheduling-assistant", scope)  # a new token: a new timeline
+    started = time.time()
+    night = datetime.fromisoformat(SATURDAY_3AM).timestamp()
+    sent: set[str] = set()
+    with httpx.Client(base_url=seeded.gateway_base_url, timeout=60) as gw:
+        bad = gw.get(
+            "/Appointment",
+            params={"patient": ME},
+            headers={**bearer(token), "X-Fhirlab-Clock": "tonight"},
+        )
+        refused(bad, 400, None)
+        for n in range(12):
+            request_id = f"clock-{uuid.uuid4().hex[:12]}"
+            stamp = datetime.fromtimestamp(night + n, UTC).isoformat()
+            resp = gw.get(
+                "/Appointment",
+                params={"patient": ME},
+                headers={**bearer(token), "X-Fhirlab-Clock": stamp, "X-Request-Id": request_id},
+            )
+            assert resp.status_code == 200, resp.text
+            sent.add(request_id)
+    audit_dir = seeded.home / "audit"
+    deadline = time.monotonic() + 10
+    while not (found := _alerts_of(audit_dir / "alerts.jsonl", sent)):
+        assert time.monotonic() < deadline, "no alert for the simulated off-hours burst"
+        time.sleep(0.2)
+    assert [a["detector"] for a in found] == ["off_hours"]
+    assert found[0]["evidence"]["simulated_time"].startswith("2026-11-28T08:00:1")
+    assert started - 1 <= found[0]["ts"] <= time.time()  # raised now, not on the simulated night
+    records = [
+        json.loads(line)
+        for line in (audit_dir / "audit.jsonl").read_text().splitlines()
+        if json.loads(line).get("request_id") in sent
+    ]
+    assert len(records) == len(sent)
+    assert all(night <= r["simulated_time"] < night + 12 for r in records)
+    assert all(started - 1 <= r["ts"] <= time.time() for r in records)  # the real time
+
+
+# ---- C08: read-before-write for updates, patches and deletes by id ----------------------------
+def _appointment(rid: str, patient: str, status: str = "booked") -> dict[str, Any]:
+    return {
+        "resourceType": "Appointment",
+        "id": rid,
+        "meta": {"tag": [tenant_tag_a()]},
+        "status": status,
+        "participant": [{"actor": {"reference": f"Patient/{patient}"}, "status": "accepted"}],
+    }
+
+
+def tenant_tag_a() -> dict[str, str]:
+    return {"system": "https://fhirlab.dev/tenant", "code": "tenant-a"}
+
+
+async def test_c08_read_before_write(
+    seeded: LabConfig, base_config: GatewayConfig, scheduler_token: Token, hapi: httpx.Client
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    mine, theirs, new = f"rbw-{run}-mine", f"rbw-{run}-theirs", f"rbw-{run}-new"
+    for rid, patient in ((mine, ME), (theirs, OTHER)):
+        put = hapi.put(f"/Appointment/{rid}", json=_appointment(rid, patient), headers=FHIR)
+        assert put.status_code in (200, 201), put.text
+    me = bearer(scheduler_token)
+    json_patch = {**me, "Content-Type": "application/json-patch+json"}
+    status = [{"op": "replace", "path": "/status", "value": "arrived"}]
+    async with gateway(seeded, base_config) as gw:
+        # overwriting another patient's appointment with this patient's content: refused
+        refused(
+            await gw.put(f"/fhir/Appointment/{theirs}", json=_appointment(theirs, ME), headers=me),
+            403,
+            "C08",
+        )
+        refused(
+            await gw.patch(f"/fhir/Appointment/{theirs}", json=status, headers=json_patch),
+            403,
+            "C08",
+        )
+        refused(await gw.delete(f"/fhir/Appointment/{theirs}", headers=me), 403, "C08")
+        # a patch that would move my appointment to another patient
+        move = [{"op": "replace", "path": "/participant/0/actor/reference", "value": OTHER}]
+        refused(
+            await gw.patch(f"/fhir/Appointment/{mine}", json=move, headers=json_patch), 403, "C08"
+        )
+        # my own: update, patch, delete pass; a new id is created (checked on its body)
+        ok = await gw.put(
+            f"/fhir/Appointment/{mine}", json=_appointment(mine, ME, "pending"), headers=me
+        )
+        assert ok.status_code == 200, ok.text
+        created = await gw.put(f"/fhir/Appointment/{new}", json=_appointment(new, ME), headers=me)
+        assert created.status_code == 201, created.text
+        patched = await gw.patch(f"/fhir/Appointment/{mine}", json=status, headers=json_patch)
+        assert patched.status_code == 200, patched.text
+        deleted = await gw.delete(f"/fhir/Appointment/{new}", headers=me)
+        assert deleted.status_code in (200, 204), deleted.text
+    stored = hapi.get(f"/Appointment/{theirs}", headers=FHIR).json()
+    assert stored["participant"][0]["actor"]["reference"] == f"Patient/{OTHER}"
+    assert stored["status"] == "booked"
+    assert hapi.get(f"/Appointment/{mine}", headers=FHIR).json()["status"] == "arrived"
+    assert hapi.get(f"/Appointment/{new}", headers=FHIR).status_code == 410
+    async with gateway(seeded, policy(base_config, C08="off")) as gw:
+        # without C08 the overwrite goes through: the check above is what stopped it
+        hijack = await gw.put(
+            f"/fhir/Appointment/{theirs}", json=_appointment(theirs, ME), headers=me
+        )
+        assert hijack.status_code == 200, hijack.text

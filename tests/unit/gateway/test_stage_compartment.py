@@ -21,7 +21,7 @@ from gateway.controls import Mode
 from gateway.denial import Denial
 from gateway.pipeline import Pipeline, check_resources, iter_resources
 from gateway.scopes import parse_scopes
-from gateway.stages.compartment import CompartmentStage, narrowing
+from gateway.stages.compartment import CompartmentStage, narrowing, patched_elements
 from gateway.tokens import VerifiedToken
 
 P = "pat-a-000001"
@@ -557,6 +557,124 @@ def test_delete_and_patch_only_on_the_patient_itself() -> None:
     assert "cannot tell" in refused(request("PATCH", "Observation/o1", body=b"[]")).reason
     assert "another patient" in refused(request("DELETE", f"Patient/{Q}")).reason
     assert "cascades" in refused(request("DELETE", f"Patient/{P}", "_cascade=delete")).reason
+
+
+# -- read-before-write: the stored version decides (a store stands in for HAPI) -------------------
+
+
+class Stored:
+    """Stored resources by (type, id), and the reads made."""
+
+    def __init__(self, *resources: dict[str, Any]) -> None:
+        self.resources = {(r["resourceType"], r["id"]): r for r in resources}
+        self.reads: list[tuple[str, str]] = []
+
+    async def read(self, resource_type: str, resource_id: str) -> dict[str, Any] | None:
+        self.reads.append((resource_type, resource_id))
+        return self.resources.get((resource_type, resource_id))
+
+
+def confine_with(store: Stored, ctx: RequestContext) -> RequestContext:
+    asyncio.run(CompartmentStage(store).confine(ctx))
+    return ctx
+
+
+def refused_with(store: Stored, ctx: RequestContext, status: int = 403) -> Denial:
+    with pytest.raises(Denial) as caught:
+        confine_with(store, ctx)
+    assert caught.value.status == status
+    assert status != 403 or caught.value.control == "C08"
+    return caught.value
+
+
+def test_update_by_id_of_another_patients_resource_is_refused() -> None:
+    store = Stored(obs("mine", P), obs("theirs", Q))
+    confine_with(store, request("PUT", "Observation/mine", body=obs("mine", P)))
+    confine_with(store, request("PUT", "Observation/new-id", body=obs("new-id", P)))  # creates
+    denial = refused_with(store, request("PUT", "Observation/theirs", body=obs("theirs", P)))
+    assert denial.reason == (
+        f"token is bound to patient {P}; PUT Observation/theirs would overwrite "
+        "Observation/theirs, which is not in the patient's compartment"
+    )
+    names = ["mine", "new-id", "theirs"]
+    assert store.reads == [("Observation", n) for n in names]
+    # the body is checked first: no read for content that is not the patient's anyway
+    refused_with(store, request("PUT", "Observation/mine", body=obs("mine", Q)))
+    assert len(store.reads) == 3
+    # Patient/P names its patient by id: nothing to read
+    confine_with(store, request("PUT", f"Patient/{P}", body=pat(P)))
+    assert len(store.reads) == 3
+
+
+def test_delete_and_patch_by_id_need_the_stored_version_to_be_the_patients() -> None:
+    store = Stored(obs("mine", P), obs("theirs", Q))
+    confine_with(store, request("DELETE", "Observation/mine"))
+    confine_with(store, request("DELETE", "Observation/gone"))  # nothing stored: HAPI answers
+    assert "would delete Observation/theirs" in (
+        refused_with(store, request("DELETE", "Observation/theirs")).reason
+    )
+    assert (
+        "cascades"
+        in refused_with(store, request("DELETE", "Observation/mine", "_cascade=delete")).reason
+    )
+    status = [{"op": "replace", "path": "/status", "value": "amended"}]
+    confine_with(store, request("PATCH", "Observation/mine", body=json.dumps(status).encode()))
+    assert (
+        "would patch Observation/theirs"
+        in refused_with(
+            store, request("PATCH", "Observation/theirs", body=json.dumps(status).encode())
+        ).reason
+    )
+
+
+@pytest.mark.parametrize(
+    "patch",
+    [
+        [{"op": "replace", "path": "/subject/reference", "value": f"Patient/{Q}"}],
+        [{"op": "remove", "path": "/subject"}],
+        [{"op": "move", "from": "/subject", "path": "/focus/0"}],
+        [{"op": "replace", "path": "", "value": {}}],
+        {
+            "resourceType": "Parameters",
+            "parameter": [
+                {
+                    "name": "operation",
+                    "part": [
+                        {"name": "type", "valueCode": "replace"},
+                        {"name": "path", "valueString": "Observation.subject"},
+                        {"name": "value", "valueReference": {"reference": f"Patient/{Q}"}},
+                    ],
+                }
+            ],
+        },
+    ],
+)
+def test_a_patch_must_leave_the_patient_references_alone(patch: Any) -> None:
+    store = Stored(obs("mine", P))
+    denial = refused_with(store, request("PATCH", "Observation/mine", body=json.dumps(patch)))
+    assert "patches must leave patient references alone" in denial.reason
+    assert store.reads == []
+
+
+@pytest.mark.parametrize("body", [b"<xml/>", b'{"resourceType": "Observation"}', b"[1]"])
+def test_a_patch_the_gateway_cannot_read_is_refused(body: bytes) -> None:
+    with pytest.raises(Denial):
+        confine_with(Stored(obs("mine", P)), request("PATCH", "Observation/mine", body=body))
+
+
+@given(
+    st.text(max_size=20),
+    st.lists(st.text(max_size=8), max_size=3),
+    st.sampled_from(["add", "replace", "remove", "move", "copy", "test"]),
+)
+def test_patched_elements_names_the_first_pointer_token(
+    element: str, rest: list[str], op: str
+) -> None:
+    escaped = [t.replace("~", "~0").replace("/", "~1") for t in (element, *rest)]
+    pointer = "/" + "/".join(escaped)
+    assert patched_elements([{"op": op, "path": pointer}], "Observation") == {element}
+    if not element.startswith("/"):  # not a pointer into the resource: the whole of it
+        assert patched_elements([{"op": op, "path": element}], "Observation") == {""}
 
 
 # -- batch / transaction (through the pipeline, entry by entry) -----------------------------------
