@@ -515,26 +515,47 @@ def _foreign_patients(resource: dict[str, Any], patient: str) -> set[str]:
     return found
 
 
-def response_check(patient: str, asked: str) -> ResourceCheck:
-    """Checks one returned resource (a match, an include, an entry of `$everything`)."""
-    prefix = f"token is bound to patient {patient}; {asked} returned"
+@dataclass(frozen=True, slots=True)
+class InCompartment:
+    """The check of each returned resource (a match, an include, an entry of `$everything`).
 
-    def in_compartment(resource: dict[str, Any]) -> Denial | None:
+    A value: two checks for the same patient are equal (`asked` only words the message), so the
+    entries of a batch add one check between them, not one each."""
+
+    patient: str
+    asked: str = field(compare=False)
+
+    def __call__(self, resource: dict[str, Any]) -> Denial | None:
+        patient = self.patient
         rtype = resource.get("resourceType")
-        label = f"{rtype}/{resource.get('id')}"
         kind = membership(rtype) if isinstance(rtype, str) else Membership.UNKNOWN
         if kind is Membership.IN:
             if references_patient(resource, patient):
                 return None
-            return forbidden(f"{prefix} {label}, which is not in that patient's compartment", C08)
+            return forbidden(
+                f"{self._prefix} {rtype}/{resource.get('id')}, which is not in that patient's "
+                "compartment",
+                C08,
+            )
         if kind is Membership.NEVER:
             foreign = _foreign_patients(resource, patient)
             if not foreign:
                 return None
-            return forbidden(f"{prefix} {label}, which refers to patient {min(foreign)}", C08)
-        return forbidden(f"{prefix} a resource of unknown type {rtype!r}", C08)
+            return forbidden(
+                f"{self._prefix} {rtype}/{resource.get('id')}, which refers to patient "
+                f"{min(foreign)}",
+                C08,
+            )
+        return forbidden(f"{self._prefix} a resource of unknown type {rtype!r}", C08)
 
-    return in_compartment
+    @property
+    def _prefix(self) -> str:
+        return f"token is bound to patient {self.patient}; {self.asked} returned"
+
+
+def response_check(patient: str, asked: str) -> ResourceCheck:
+    """Checks one returned resource (see `InCompartment`)."""
+    return InCompartment(patient, asked)
 
 
 _VERBS: Final = {

@@ -564,3 +564,60 @@ async def test_c08_read_before_write(
             f"/fhir/Appointment/{theirs}", json=_appointment(theirs, ME), headers=me
         )
         assert hijack.status_code == 200, hijack.text
+
+
+# ---- C08: transactions that point at their own entries (urn:uuid) -----------------------------
+async def test_c08_transaction_with_urn_uuid_references(
+    seeded: LabConfig, base_config: GatewayConfig, scheduler_token: Token, hapi: httpx.Client
+) -> None:
+    me_now = hapi.get(f"/Patient/{ME}", headers=FHIR).json()
+    patient_url, new_patient_url = f"urn:uuid:{uuid.uuid4()}", f"urn:uuid:{uuid.uuid4()}"
+    marker = f"urn-{uuid.uuid4().hex[:8]}"
+    appointment = {
+        "resourceType": "Appointment",
+        "status": "proposed",
+        "description": marker,
+        "participant": [{"actor": {"reference": patient_url}, "status": "needs-action"}],
+    }
+    mine = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "fullUrl": patient_url,
+                "resource": me_now,
+                "request": {"method": "PUT", "url": f"Patient/{ME}"},
+            },
+            {"resource": appointment, "request": {"method": "POST", "url": "Appointment"}},
+        ],
+    }
+    stranger = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "fullUrl": new_patient_url,
+                "resource": {"resourceType": "Patient", "meta": me_now["meta"]},
+                "request": {"method": "POST", "url": "Patient"},
+            },
+            {
+                "resource": {
+                    **appointment,
+                    "participant": [
+                        {"actor": {"reference": new_patient_url}, "status": "needs-action"}
+                    ],
+                },
+                "request": {"method": "POST", "url": "Appointment"},
+            },
+        ],
+    }
+    # C05 off: no client profile may write Patient; this test is about C08
+    async with gateway(seeded, policy(base_config, C05="off")) as gw:
+        refused(await gw.post("/fhir", json=stranger, headers=bearer(scheduler_token)), 403, "C08")
+        ok = await gw.post("/fhir", json=mine, headers=bearer(scheduler_token))
+        assert ok.status_code == 200, ok.text
+    location = ok.json()["entry"][1]["response"]["location"].split("/_history")[0]
+    created = hapi.get(f"/{location}", headers=FHIR).json()
+    assert created["description"] == marker
+    actors = [p["actor"]["reference"] for p in created["participant"]]
+    assert actors == [f"Patient/{ME}"]  # HAPI resolved the urn:uuid to the patient

@@ -701,13 +701,84 @@ def test_batch_entries_are_narrowed_and_checked_each() -> None:
     assert run_pipeline(ctx) is None
     sent = json.loads(ctx.body or b"")
     assert sent["entry"][0]["request"]["url"] == f"Observation?code=x&subject=Patient%2F{P}"
-    assert len(ctx.resource_checks) == 3
+    assert len(ctx.resource_checks) == 1  # one check for all three entries: they are equal
     response = {
         "resourceType": "Bundle",
         "type": "batch-response",
         "entry": [{"resource": bundle((obs("o1", Q), "match"))}],
     }
     assert check(ctx, response) is not None
+
+
+def test_a_large_batch_adds_one_response_check_not_one_per_entry() -> None:
+    entries = [{"request": {"method": "GET", "url": f"Observation?code=c{i}"}} for i in range(500)]
+    ctx = batch_ctx(entries)
+    assert run_pipeline(ctx) is None
+    assert len(ctx.resource_checks) == 1
+    # the one check still refuses another patient's resource anywhere in the response
+    response = {
+        "resourceType": "Bundle",
+        "type": "batch-response",
+        "entry": [{"resource": bundle((obs(f"o{i}", P), "match"))} for i in range(499)]
+        + [{"resource": bundle((obs("x", Q), "match"))}],
+    }
+    denial = check(ctx, response)
+    assert denial is not None and "Observation/x" in denial.reason
+
+
+def transaction(*entries: dict[str, Any]) -> RequestContext:
+    body = {"resourceType": "Bundle", "type": "transaction", "entry": list(entries)}
+    return request("POST", "", body=body)
+
+
+def test_transaction_references_to_an_entry_resolve_to_its_id() -> None:
+    me = {
+        "fullUrl": "urn:uuid:7f1e",
+        "resource": pat(P),
+        "request": {"method": "PUT", "url": f"Patient/{P}"},
+    }
+    observation = {**obs("n", P), "subject": {"reference": "urn:uuid:7f1e"}}
+    del observation["id"]
+    ctx = transaction(
+        me,
+        {
+            "fullUrl": "urn:uuid:0b2c",
+            "resource": observation,
+            "request": {"method": "POST", "url": "Observation"},
+        },
+    )
+    assert run_pipeline(ctx) is None
+    # the Bundle goes upstream as it came: the server resolves the urn:uuid itself
+    assert json.loads(ctx.body or b"")["entry"][1]["resource"]["subject"] == {
+        "reference": "urn:uuid:7f1e"
+    }
+
+
+def test_transaction_references_to_a_new_patient_are_refused() -> None:
+    new_patient = {
+        "fullUrl": "urn:uuid:9a9a",
+        "resource": {"resourceType": "Patient"},
+        "request": {"method": "POST", "url": "Patient"},
+    }
+    observation = {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"text": "x"},
+        "subject": {"reference": "urn:uuid:9a9a"},
+    }
+    entry = {"resource": observation, "request": {"method": "POST", "url": "Observation"}}
+    denial = run_pipeline(transaction(entry))
+    assert denial is not None and denial.control == "C08"
+    denial = run_pipeline(transaction(new_patient, entry))
+    assert denial is not None and denial.control == "C08"
+    # nor can an entry lend the urn the identity of another patient: that write is refused
+    other = {
+        "fullUrl": "urn:uuid:9a9a",
+        "resource": pat(Q),
+        "request": {"method": "PUT", "url": f"Patient/{Q}"},
+    }
+    denial = run_pipeline(transaction(other, entry))
+    assert denial is not None and "entry 0" in denial.reason
 
 
 @pytest.mark.parametrize(
