@@ -10,6 +10,7 @@ from pathlib import Path
 from gateway.anomaly import AlertSink, AnomalyEngine, observe_and_log, profiles_from_scopes
 from gateway.anomaly.timelines import SimulatedTimelines
 from gateway.audit import AuditLog, AuditRecord
+from gateway.audit.fhir_poster import AuditEventPoster
 from gateway.config import GatewayConfig
 from gateway.context import RequestContext
 
@@ -60,12 +61,14 @@ class GatewayAudit:
         directory: Path,
         engine: AnomalyEngine,
         simulated: SimulatedTimelines | None = None,
+        fhir_events: AuditEventPoster | None = None,
     ) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.log = AuditLog(directory / AUDIT_FILE)
         self.alerts = AlertSink(directory / ALERTS_FILE, audit=self.log)
         self.engine = engine
         self.simulated = simulated
+        self.fhir_events = fhir_events
 
     @classmethod
     def from_config(cls, config: GatewayConfig, directory: Path) -> GatewayAudit:
@@ -76,15 +79,24 @@ class GatewayAudit:
             return AnomalyEngine.from_config(policy.detectors, profiles=profiles)
 
         simulated = SimulatedTimelines(new_engine) if policy.clock_header else None
-        return cls(directory, new_engine(), simulated)
+        fhir_events = (
+            AuditEventPoster(config.settings.upstream, config.public_base)
+            if policy.audit.fhir_audit_events
+            else None
+        )
+        return cls(directory, new_engine(), simulated, fhir_events)
 
     def record(self, ctx: RequestContext, latency_ms: float) -> None:
         record = to_record(ctx, latency_ms)
         if record.simulated_time is not None and self.simulated is not None:
-            observe_and_log(record, self.log, self.simulated, self.alerts)
+            logged = observe_and_log(record, self.log, self.simulated, self.alerts)
         else:
-            observe_and_log(record, self.log, self.engine, self.alerts)
+            logged = observe_and_log(record, self.log, self.engine, self.alerts)
+        if self.fhir_events is not None:
+            self.fhir_events.offer(logged)
 
     async def aclose(self) -> None:
+        if self.fhir_events is not None:
+            await self.fhir_events.aclose()
         await self.alerts.aclose()
         await self.log.aclose()

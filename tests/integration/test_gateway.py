@@ -621,3 +621,41 @@ async def test_c08_transaction_with_urn_uuid_references(
     assert created["description"] == marker
     actors = [p["actor"]["reference"] for p in created["participant"]]
     assert actors == [f"Patient/{ME}"]  # HAPI resolved the urn:uuid to the patient
+
+
+# ---- C06: FHIR AuditEvents in HAPI (policy audit.fhir_audit_events) ---------------------------
+async def test_c06_fhir_audit_events_reach_hapi(
+    seeded: LabConfig, base_config: GatewayConfig, hapi: httpx.Client, tmp_path: Path
+) -> None:
+    token = token_for(
+        seeded,
+        "scheduling-assistant",
+        "openid launch/patient patient/Patient.rs patient/Appointment.*",
+    )
+    audit = base_config.policy.audit.model_copy(update={"fhir_audit_events": True})
+    config = replace(base_config, policy=base_config.policy.model_copy(update={"audit": audit}))
+    sent = [f"ae-{uuid.uuid4().hex[:12]}" for _ in range(6)]
+    async with gateway(seeded, config, audit_dir=tmp_path) as gw:
+        for n, request_id in enumerate(sent):
+            path = f"/fhir/Patient/{ME if n % 3 else OTHER}"  # allowed and refused (C08)
+            await gw.get(path, headers={**bearer(token), "X-Request-Id": request_id})
+    # the gateway closed: its queue is flushed to HAPI
+    records = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    token_id = records[0]["token_id"]
+    found = hapi.get(
+        "/AuditEvent", params={"policy": token_id, "_count": "50"}, headers=FHIR
+    ).json()
+    events = [e["resource"] for e in found.get("entry", [])]
+
+    def request_id(event: dict[str, Any]) -> str:
+        return next(
+            e["what"]["identifier"]["value"]
+            for e in event["entity"]
+            if e["type"]["code"] == "XrequestId"
+        )
+
+    by_id = {request_id(e): e for e in events}
+    assert set(by_id) == set(sent)
+    assert by_id[sent[1]]["outcome"] == "0" and by_id[sent[0]]["outcome"] == "4"
+    assert "deny by C08" in by_id[sent[0]]["outcomeDesc"]
+    assert {"reference": f"Patient/{ME}"} in [e.get("what") for e in by_id[sent[1]]["entity"]]
