@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gateway.audit_sink import GatewayAudit
+from gateway.capabilities import ClientCapabilities
 from gateway.classify import ClassifyError, classify
 from gateway.clock import ClockError, simulated_clock
 from gateway.config import GatewayConfig
@@ -117,6 +118,7 @@ def create_app(
     pipeline: Pipeline | None = None
     smart: SmartConfiguration | None = None
     clock = simulated_clock(config.policy.clock_header) if config else None  # LAB ONLY
+    capabilities: ClientCapabilities | None = None
     if config is not None:
         policy = config.policy
         verifier = TokenVerifier(
@@ -131,6 +133,10 @@ def create_app(
         current = HapiCurrentResources(upstream.client, upstream.base)  # C08 read-before-write
         stages = build_stages(config, verifier, current)
         pipeline = Pipeline(stages, mode_of(policy), settings.base_path)
+        if policy.token.enabled:
+            capabilities = ClientCapabilities(
+                verifier, upstream.client, upstream.base, policy.operations, settings.base_path
+            )
         if config.issuers:
             smart = SmartConfiguration(config.issuers[0], auth_http)
 
@@ -195,6 +201,9 @@ def create_app(
             except Denial as denial:
                 return denial_response(denial)
         if ctx.fhir.is_metadata:
+            if capabilities is not None and ctx.bearer:  # per client; anonymous: forwarded
+                host = request.headers.get("host", "")
+                return await capabilities.respond(ctx, host, request.url.scheme)
             return await upstream.forward(request, ctx)
         denial = await pipeline.run(ctx)
         if denial is not None:

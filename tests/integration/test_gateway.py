@@ -659,3 +659,38 @@ async def test_c06_fhir_audit_events_reach_hapi(
     assert by_id[sent[1]]["outcome"] == "0" and by_id[sent[0]]["outcome"] == "4"
     assert "deny by C08" in by_id[sent[0]]["outcomeDesc"]
     assert {"reference": f"Patient/{ME}"} in [e.get("what") for e in by_id[sent[1]]["entity"]]
+
+
+# ---- the CapabilityStatement per client --------------------------------------------------------
+async def test_metadata_per_client(
+    seeded: LabConfig, base_config: GatewayConfig, scheduler_token: Token
+) -> None:
+    analytics = token_for(
+        seeded, "population-analytics", "system/Patient.rs system/Group.rs", user=None
+    )
+
+    def resources(statement: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        return {r["type"]: r for r in statement["rest"][0]["resource"]}
+
+    def operations(resource: dict[str, Any]) -> set[str]:
+        return {o["name"] for o in resource.get("operation", [])}
+
+    async with gateway(seeded, base_config) as gw:
+        public = (await gw.get("/fhir/metadata", headers=FHIR)).json()
+        mine = await gw.get("/fhir/metadata", headers=bearer(scheduler_token))
+        backend = (await gw.get("/fhir/metadata", headers=bearer(analytics))).json()
+        refused(await gw.get("/fhir/metadata", headers=bearer("not.a.jwt")), 401, None)
+    assert mine.status_code == 200 and mine.headers["content-type"].startswith(
+        "application/fhir+json"
+    )
+    assert len(resources(public)) > 100 and "export" in operations(resources(public)["Group"])
+    scheduler = resources(mine.json())
+    assert set(scheduler) == {"Patient", "Appointment"}
+    codes = {i["code"] for i in scheduler["Patient"]["interaction"]}
+    assert "read" in codes and "search-type" in codes and not codes & {"update", "delete"}
+    assert not operations(scheduler["Patient"]) & {"export", "everything"}
+    assert "export" not in {o["name"] for o in mine.json()["rest"][0].get("operation", [])}
+    assert set(resources(backend)) == {"Patient", "Group"}
+    assert "export" in operations(resources(backend)["Group"])
+    # the links in it name the gateway, not HAPI
+    assert seeded.hapi_base_url not in json.dumps(mine.json())
