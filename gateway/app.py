@@ -20,12 +20,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from gateway.anomaly import AnomalyEngine, profiles_from_scopes
 from gateway.audit_sink import GatewayAudit
+from gateway.capabilities import ClientCapabilities
 from gateway.classify import ClassifyError, classify
+from gateway.clock import ClockError, simulated_clock
 from gateway.config import GatewayConfig
 from gateway.context import Finding, RequestContext
 from gateway.controls import Mode
+from gateway.current import CurrentResources, HapiCurrentResources
 from gateway.denial import Denial
 from gateway.outcome import denial_response, operation_outcome
 from gateway.pipeline import ModeOf, Pipeline
@@ -65,7 +67,9 @@ def mode_of(policy: Policy) -> ModeOf:
     return lookup
 
 
-def build_stages(config: GatewayConfig, verifier: TokenVerifier) -> list[Stage]:
+def build_stages(
+    config: GatewayConfig, verifier: TokenVerifier, current: CurrentResources | None = None
+) -> list[Stage]:
     policy = config.policy
     return [
         TokenStage(verifier, config.client_classes),
@@ -74,7 +78,7 @@ def build_stages(config: GatewayConfig, verifier: TokenVerifier) -> list[Stage]:
         TenantStage(),
         ScopesStage(policy.client_policy),
         OperationsStage(policy.operations),
-        CompartmentStage(),
+        CompartmentStage(current),
     ]
 
 
@@ -94,12 +98,7 @@ def build_audit(config: GatewayConfig) -> AuditSink | None:
     """The C06 audit sink, or None when C06 is off or no audit directory is set."""
     if config.audit_dir is None or config.policy.mode("C06") is Mode.OFF:
         return None
-    profiles = {
-        **profiles_from_scopes(config.client_scopes),
-        **{cid: frozenset(types) for cid, types in config.client_declared.items()},
-    }
-    engine = AnomalyEngine.from_config(config.policy.anomaly, profiles=profiles)
-    return GatewayAudit(config.audit_dir, engine)
+    return GatewayAudit.from_config(config, config.audit_dir)
 
 
 def create_app(
@@ -118,6 +117,8 @@ def create_app(
     auth_http = httpx.AsyncClient(transport=auth_transport, timeout=10.0)
     pipeline: Pipeline | None = None
     smart: SmartConfiguration | None = None
+    clock = simulated_clock(config.policy.clock_header) if config else None  # LAB ONLY
+    capabilities: ClientCapabilities | None = None
     if config is not None:
         policy = config.policy
         verifier = TokenVerifier(
@@ -129,7 +130,13 @@ def create_app(
             jwks_ttl_s=policy.token.jwks_ttl_s,
             introspection_ttl_s=policy.token.introspection_ttl_s,
         )
-        pipeline = Pipeline(build_stages(config, verifier), mode_of(policy), settings.base_path)
+        current = HapiCurrentResources(upstream.client, upstream.base)  # C08 read-before-write
+        stages = build_stages(config, verifier, current)
+        pipeline = Pipeline(stages, mode_of(policy), settings.base_path)
+        if policy.token.enabled:
+            capabilities = ClientCapabilities(
+                verifier, upstream.client, upstream.base, policy.operations, settings.base_path
+            )
         if config.issuers:
             smart = SmartConfiguration(config.issuers[0], auth_http)
 
@@ -170,6 +177,12 @@ def create_app(
 
     async def _handle(request: Request, ctx: RequestContext) -> Response:
         assert pipeline is not None
+        if clock is not None:
+            try:
+                ctx.simulated_time = clock.read(request.headers)
+            except ClockError as exc:
+                ctx.findings.append(Finding(None, "deny", 400, str(exc)))
+                return operation_outcome(400, str(exc))
         form = None
         if _needs_body(request):
             ctx.body = await request.body()
@@ -188,6 +201,9 @@ def create_app(
             except Denial as denial:
                 return denial_response(denial)
         if ctx.fhir.is_metadata:
+            if capabilities is not None and ctx.bearer:  # per client; anonymous: forwarded
+                host = request.headers.get("host", "")
+                return await capabilities.respond(ctx, host, request.url.scheme)
             return await upstream.forward(request, ctx)
         denial = await pipeline.run(ctx)
         if denial is not None:

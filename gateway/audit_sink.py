@@ -7,8 +7,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from gateway.anomaly import AlertSink, AnomalyEngine, observe_and_log
+from gateway.anomaly import AlertSink, AnomalyEngine, observe_and_log, profiles_from_scopes
+from gateway.anomaly.timelines import SimulatedTimelines
 from gateway.audit import AuditLog, AuditRecord
+from gateway.audit.fhir_poster import AuditEventPoster
+from gateway.config import GatewayConfig
 from gateway.context import RequestContext
 
 AUDIT_FILE = "audit.jsonl"
@@ -42,22 +45,61 @@ def to_record(ctx: RequestContext, latency_ms: float) -> AuditRecord:
         result_count=ctx.result_count,
         latency_ms=round(latency_ms, 3),
         stage_ms={k: round(v, 4) for k, v in ctx.stage_ms.items()},
+        simulated_time=ctx.simulated_time,
     )
 
 
 class GatewayAudit:
     """The gateway's audit sink: `record` is O(1) on the event loop (writes happen on the log's
-    writer thread); `aclose` flushes everything, so a graceful shutdown loses no record."""
+    writer thread); `aclose` flushes everything, so a graceful shutdown loses no record.
 
-    def __init__(self, directory: Path, engine: AnomalyEngine) -> None:
+    Records stamped by the lab's simulated clock go to `simulated` (their own detectors, see
+    `gateway/anomaly/timelines.py`), all others to `engine`."""
+
+    def __init__(
+        self,
+        directory: Path,
+        engine: AnomalyEngine,
+        simulated: SimulatedTimelines | None = None,
+        fhir_events: AuditEventPoster | None = None,
+    ) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.log = AuditLog(directory / AUDIT_FILE)
         self.alerts = AlertSink(directory / ALERTS_FILE, audit=self.log)
         self.engine = engine
+        self.simulated = simulated
+        self.fhir_events = fhir_events
+
+    @classmethod
+    def from_config(cls, config: GatewayConfig, directory: Path) -> GatewayAudit:
+        policy = config.policy
+        profiles = {
+            **profiles_from_scopes(config.client_scopes),
+            **{cid: frozenset(types) for cid, types in config.client_declared.items()},
+        }
+
+        def new_engine() -> AnomalyEngine:
+            return AnomalyEngine.from_config(policy.detectors, profiles=profiles)
+
+        simulated = SimulatedTimelines(new_engine) if policy.clock_header else None
+        fhir_events = (
+            AuditEventPoster(config.settings.upstream, config.public_base)
+            if policy.audit.fhir_audit_events
+            else None
+        )
+        return cls(directory, new_engine(), simulated, fhir_events)
 
     def record(self, ctx: RequestContext, latency_ms: float) -> None:
-        observe_and_log(to_record(ctx, latency_ms), self.log, self.engine, self.alerts)
+        record = to_record(ctx, latency_ms)
+        if record.simulated_time is not None and self.simulated is not None:
+            logged = observe_and_log(record, self.log, self.simulated, self.alerts)
+        else:
+            logged = observe_and_log(record, self.log, self.engine, self.alerts)
+        if self.fhir_events is not None:
+            self.fhir_events.offer(logged)
 
     async def aclose(self) -> None:
+        if self.fhir_events is not None:
+            await self.fhir_events.aclose()
         await self.alerts.aclose()
         await self.log.aclose()

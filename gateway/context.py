@@ -46,6 +46,7 @@ class RequestContext:
     patients: set[str] = field(default_factory=set)
     result_count: int | None = None
     status: int = 0
+    simulated_time: float | None = None  # the lab's simulated clock (gateway/clock.py)
 
     @property
     def params(self) -> Params:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
+from gateway.bundle_refs import local_identities, resolve_local
 from gateway.classify import ClassifyError, Interaction, classify
 from gateway.context import Finding, RequestContext
 from gateway.controls import Mode
@@ -81,6 +82,8 @@ class Pipeline:
         if not isinstance(entries, list):
             return _enforce(ctx, bad_request("Bundle.entry must be a list"))
         rewritten = False
+        identities = local_identities(entries)  # urn:uuid: full URLs of entries written by id
+        seen_checks = set(ctx.resource_checks)  # equal checks of several entries count once
         for index, entry in enumerate(entries):
             request = entry.get("request") if isinstance(entry, dict) else None
             if not isinstance(request, dict):
@@ -106,7 +109,7 @@ class Pipeline:
             )
             resource = entry.get("resource")
             if isinstance(resource, dict):
-                child.body = json.dumps(resource).encode()
+                child.body = json.dumps(resolve_local(resource, identities)).encode()
             denial = await self._run_checks(child, entry=True)
             ctx.findings.extend(
                 Finding(f.control, f.action, f.status, f"entry {index}: {f.reason}")
@@ -114,7 +117,10 @@ class Pipeline:
             )
             for name, ms in child.stage_ms.items():
                 ctx.stage_ms[name] = ctx.stage_ms.get(name, 0.0) + ms
-            ctx.resource_checks.extend(child.resource_checks)
+            for pair in child.resource_checks:
+                if pair not in seen_checks:
+                    seen_checks.add(pair)
+                    ctx.resource_checks.append(pair)
             if denial is not None:
                 return Denial(
                     denial.status,

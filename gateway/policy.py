@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -11,6 +12,8 @@ from gateway.controls import CONTROLS, Mode
 from simulator.yamlfile import load_model
 
 POLICY_FILE = Path(__file__).with_name("policy.yaml")
+CLOCK_HEADER = "clock_header"
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 RUNTIME_CONTROLS = ("C01", "C02", "C03", "C04", "C05", "C06", "C08", "C09", "C10", "C12")
 
 
@@ -63,8 +66,33 @@ class Policy(_Strict):
     client_policy: ClientPolicy = ClientPolicy()
     operations: OperationsPolicy = OperationsPolicy()
     rate_limit: RateLimitPolicy = RateLimitPolicy()
-    anomaly: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    # detector name -> its settings (gateway/anomaly/engine.py), plus `clock_header` (LAB ONLY:
+    # the request header carrying a simulated instant for the detectors, gateway/clock.py)
+    anomaly: dict[str, Any] = Field(default_factory=dict)
     audit: AuditPolicy = AuditPolicy()
+
+    @field_validator("anomaly")
+    @classmethod
+    def _anomaly_sections(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for name, section in value.items():
+            if name == CLOCK_HEADER:
+                if section is not None and not (
+                    isinstance(section, str) and _HEADER_NAME.fullmatch(section)
+                ):
+                    raise ValueError(f"anomaly.clock_header must be a header name, got {section!r}")
+            elif section is not None and not isinstance(section, dict):
+                raise ValueError(f"anomaly.{name} must be a mapping of settings, got {section!r}")
+        return value
+
+    @property
+    def clock_header(self) -> str | None:
+        """The lab's simulated-clock header, or None (disabled, the default)."""
+        return self.anomaly.get(CLOCK_HEADER)
+
+    @property
+    def detectors(self) -> dict[str, dict[str, Any]]:
+        """The anomaly section without `clock_header`: the detectors' settings."""
+        return {k: v or {} for k, v in self.anomaly.items() if k != CLOCK_HEADER}
 
     @field_validator("controls")
     @classmethod

@@ -16,14 +16,20 @@ import os
 from collections.abc import Iterable
 from dataclasses import replace
 from types import TracebackType
+from typing import Protocol
 
 from gateway.anomaly.base import Alert
-from gateway.anomaly.engine import AnomalyEngine
 from gateway.audit.log import AuditLog
 from gateway.audit.record import AuditRecord
 from gateway.audit.writer import BatchWriter, Encoded
 
-__all__ = ["AlertSink", "observe_and_log", "read_alerts"]
+__all__ = ["AlertSink", "Observer", "observe_and_log", "read_alerts"]
+
+
+class Observer(Protocol):
+    """What watches the audit stream: an `AnomalyEngine` (or the lab's simulated timelines)."""
+
+    def observe(self, record: AuditRecord) -> list[Alert]: ...
 
 
 def _nothing() -> None:
@@ -89,7 +95,7 @@ class AlertSink:
 
 
 def observe_and_log(
-    record: AuditRecord, log: AuditLog, engine: AnomalyEngine, sink: AlertSink | None = None
+    record: AuditRecord, log: AuditLog, engine: Observer, sink: AlertSink | None = None
 ) -> AuditRecord:
     """Run the detectors on a finished request, log it with its alert ids, emit its alerts.
 

@@ -29,7 +29,9 @@ class AuditRecord:
     (read, returned, written): the raw material of the blast radius. `stage_ms` holds per-stage
     timings keyed by stage name. `alerts` are the ids of the anomaly alerts this request raised.
     `remote_addr` is the client's network address, when known (BALP wants it on the client
-    agent). The dict in `stage_ms` must not be mutated once the record is appended.
+    agent). `simulated_time` is the instant the anomaly detectors judged the request at, when
+    the lab's simulated clock stamped it (`gateway/clock.py`; `ts` stays the real time). The
+    dict in `stage_ms` must not be mutated once the record is appended.
     """
 
     ts: float
@@ -55,6 +57,7 @@ class AuditRecord:
     stage_ms: dict[str, float] = field(default_factory=dict)
     alerts: tuple[str, ...] = ()
     remote_addr: str | None = None
+    simulated_time: float | None = None
 
     def __post_init__(self) -> None:
         if self.decision not in DECISIONS:

@@ -20,8 +20,11 @@ own record) must name no other patient anywhere in it; an unknown type is refuse
 | `Patient/P/<type>`                       | only the patient's own compartment                    |
 | system search, type or system history    | refused: cannot be narrowed to one patient (a HAPI    |
 |                                          | page, `[base]?_getpages=`, passes with the check)     |
-| create, update                           | the body must reference the patient (Patient: by id)  |
-| patch, delete                            | only `Patient/P` (no `_cascade`)                      |
+| create, update                           | the body must reference the patient (Patient: by id); |
+|                                          | update by id: the stored version too, if there is one |
+| patch, delete                            | `Patient/P`; other types by id: the stored version    |
+|                                          | must be the patient's, a patch must not touch patient |
+|                                          | references (no `_cascade`)                            |
 | conditional update, patch, delete        | refused: the match could be another patient's         |
 | `$export` (any level, and its polling)   | refused                                               |
 | `Patient/P/$op`, `Encounter/x/$everything` | allowed with the response check; other operations   |
@@ -38,10 +41,12 @@ Decisions where R4 leaves room:
   the inner type in the compartment (`_has:Observation:patient:code=...`), not nested: the inner
   resources are then the patient's own. Elsewhere it would reveal other patients' data.
 - `_include` / `_revinclude` pass (the response check covers included entries); `*` is refused.
-- Update by id is checked on the body only: the gateway does not see the stored version, so an
-  update could overwrite another patient's resource with this patient's content (no data leaks
-  out, the response is the new version). Patch and delete give nothing to check, hence refused
-  outside `Patient/P`.
+- Update, patch and delete by id read the stored version from HAPI first (read-before-write,
+  `gateway/current.py`): one that is not the patient's is refused, so an update cannot overwrite
+  another patient's resource with this patient's content. An update of an id with no stored
+  version creates it and is checked on its body. Patches (JSON Patch, FHIRPath Patch) must not
+  touch the elements that tie the resource to its patient. Without a reader (unit tests) patch
+  and delete are refused outside `Patient/P` and update is checked on its body only.
 - A write needs its body: if the gateway did not buffer it (`ctx.body is None`), it is refused.
 - Binary is not in the R4 compartment and its content (an attachment, an export file) could be
   anyone's: refused, with `DocumentReference/x/$binary-access-read` (an operation).
@@ -73,10 +78,11 @@ from gateway.compartment import (
     references_patient,
 )
 from gateway.context import RequestContext, ResourceCheck
+from gateway.current import CurrentResources
 from gateway.denial import Denial, bad_request, forbidden
 from gateway.stages import Check, Stage
 
-__all__ = ["CompartmentStage", "describe", "narrowing", "response_check"]
+__all__ = ["CompartmentStage", "describe", "narrowing", "patched_elements", "response_check"]
 
 C08: Final = "C08"
 _ID: Final = re.compile(r"[A-Za-z0-9\-.]{1,64}")
@@ -179,11 +185,16 @@ class _Facts:
 class _Confinement:
     """One request of a patient-context token, checked against the compartment."""
 
-    def __init__(self, ctx: RequestContext, fhir: FhirRequest, patient: str) -> None:
+    def __init__(
+        self, ctx: RequestContext, fhir: FhirRequest, patient: str, can_read_stored: bool = False
+    ) -> None:
         self.ctx = ctx
         self.fhir = fhir
         self.patient = patient
         self.what = describe(fhir)
+        self.can_read_stored = can_read_stored
+        # (type, id) whose stored version must be the patient's before the write goes
+        self.stored: tuple[str, str] | None = None
 
     def refuse(self, problem: str) -> Denial:
         return forbidden(f"token is bound to patient {self.patient}; {self.what} {problem}", C08)
@@ -392,20 +403,65 @@ class _Confinement:
             raise self.refuse(f"writes {resource_type}, which is never in a Patient compartment")
         if resource_type == "Patient" and fhir.resource_id not in (None, self.patient):
             raise self.refuse("asks to write another patient")
+        # by id, on a type other than Patient (whose id says whose it is): the stored version
+        # decides, read from the server before the write goes (`CompartmentStage.confine`)
+        by_id = resource_type != "Patient" and fhir.resource_id is not None
         if fhir.interaction is Interaction.DELETE or fhir.interaction is Interaction.PATCH:
-            if resource_type != "Patient":
+            if by_id and not self.can_read_stored:
                 raise self.refuse(
                     f"is a {fhir.interaction} of a resource the gateway cannot see: it cannot "
                     "tell whether it is in the patient's compartment"
                 )
             if "_cascade" in fhir.param_names:  # HAPI deletes whatever references it, anyone's
                 raise self.refuse("cascades the delete to resources outside the compartment")
+            if fhir.interaction is Interaction.PATCH and resource_type != "Patient":
+                self.check_patch(resource_type)
+            if by_id:
+                self.stored = (resource_type, fhir.resource_id or "")
             return
         resource = self.body(resource_type)
         if fhir.interaction is Interaction.CREATE:
             resource = {k: v for k, v in resource.items() if k != "id"}  # the server assigns it
         if not references_patient(resource, self.patient):
             raise self.refuse(f"sends {resource_type} content that does not reference the patient")
+        if by_id and fhir.interaction is Interaction.UPDATE and self.can_read_stored:
+            self.stored = (resource_type, fhir.resource_id or "")
+
+    def check_stored(self, stored: dict[str, Any] | None) -> None:
+        """The version a by-id update, patch or delete would change must be the patient's. None
+        (never created, or deleted): an update creates it (its body was checked); a patch or
+        delete finds nothing and the server says so."""
+        if stored is None or references_patient(stored, self.patient):
+            return
+        rtype, rid = self.stored or ("", "")
+        raise self.refuse(
+            f"would {_VERBS[self.fhir.interaction]} {rtype}/{rid}, which is not in the "
+            "patient's compartment"
+        )
+
+    def check_patch(self, resource_type: str) -> None:
+        """A patch must leave the patient references alone: it could otherwise move the
+        patient's resource into another patient's compartment (or take it out of any)."""
+        guarded = {p.split(".")[0] for p in patient_element_paths(resource_type)}
+        if self.ctx.body is None:
+            raise self.refuse("sends a body the gateway did not buffer, so it cannot check it")
+        try:
+            patch = json.loads(self.ctx.body)
+        except ValueError:
+            raise self.refuse(
+                "sends a patch the gateway cannot read: only JSON Patch and FHIRPath Patch "
+                "(JSON) are checked"
+            ) from None
+        touched = patched_elements(patch, resource_type)
+        if touched is None:
+            raise self.invalid("the body is neither a JSON Patch nor a FHIRPath Patch")
+        hit = sorted(touched & (guarded | {""}))
+        if hit:
+            what = "the whole resource" if hit[0] == "" else f"{resource_type}.{hit[0]}"
+            raise self.refuse(
+                f"patches {what}, which ties the resource to its patient; patches must leave "
+                "patient references alone"
+            )
 
     def body(self, resource_type: str) -> dict[str, Any]:
         if self.ctx.body is None:
@@ -459,30 +515,104 @@ def _foreign_patients(resource: dict[str, Any], patient: str) -> set[str]:
     return found
 
 
-def response_check(patient: str, asked: str) -> ResourceCheck:
-    """Checks one returned resource (a match, an include, an entry of `$everything`)."""
-    prefix = f"token is bound to patient {patient}; {asked} returned"
+@dataclass(frozen=True, slots=True)
+class InCompartment:
+    """The check of each returned resource (a match, an include, an entry of `$everything`).
 
-    def in_compartment(resource: dict[str, Any]) -> Denial | None:
+    A value: two checks for the same patient are equal (`asked` only words the message), so the
+    entries of a batch add one check between them, not one each."""
+
+    patient: str
+    asked: str = field(compare=False)
+
+    def __call__(self, resource: dict[str, Any]) -> Denial | None:
+        patient = self.patient
         rtype = resource.get("resourceType")
-        label = f"{rtype}/{resource.get('id')}"
         kind = membership(rtype) if isinstance(rtype, str) else Membership.UNKNOWN
         if kind is Membership.IN:
             if references_patient(resource, patient):
                 return None
-            return forbidden(f"{prefix} {label}, which is not in that patient's compartment", C08)
+            return forbidden(
+                f"{self._prefix} {rtype}/{resource.get('id')}, which is not in that patient's "
+                "compartment",
+                C08,
+            )
         if kind is Membership.NEVER:
             foreign = _foreign_patients(resource, patient)
             if not foreign:
                 return None
-            return forbidden(f"{prefix} {label}, which refers to patient {min(foreign)}", C08)
-        return forbidden(f"{prefix} a resource of unknown type {rtype!r}", C08)
+            return forbidden(
+                f"{self._prefix} {rtype}/{resource.get('id')}, which refers to patient "
+                f"{min(foreign)}",
+                C08,
+            )
+        return forbidden(f"{self._prefix} a resource of unknown type {rtype!r}", C08)
 
-    return in_compartment
+    @property
+    def _prefix(self) -> str:
+        return f"token is bound to patient {self.patient}; {self.asked} returned"
+
+
+def response_check(patient: str, asked: str) -> ResourceCheck:
+    """Checks one returned resource (see `InCompartment`)."""
+    return InCompartment(patient, asked)
+
+
+_VERBS: Final = {
+    Interaction.UPDATE: "overwrite",
+    Interaction.PATCH: "patch",
+    Interaction.DELETE: "delete",
+}
+
+
+def patched_elements(patch: Any, resource_type: str) -> set[str] | None:
+    """The top-level elements a patch writes or moves (`""` for the whole resource): a JSON
+    Patch (RFC 6902) list, or a FHIRPath Patch `Parameters`; None for neither."""
+    touched: set[str] = set()
+    if isinstance(patch, list):
+        for op in patch:
+            if not isinstance(op, dict) or not isinstance(op.get("path"), str):
+                return None
+            for key in ("path", "from"):
+                pointer = op.get(key)
+                if isinstance(pointer, str):
+                    first = pointer.split("/")[1] if pointer.startswith("/") else ""
+                    touched.add(first.replace("~1", "/").replace("~0", "~"))
+        return touched
+    if not isinstance(patch, dict) or patch.get("resourceType") != "Parameters":
+        return None
+    for param in patch.get("parameter") or []:
+        if not isinstance(param, dict) or param.get("name") != "operation":
+            return None
+        parts = {
+            p.get("name"): next((v for k, v in p.items() if k.startswith("value")), None)
+            for p in param.get("part") or []
+            if isinstance(p, dict)
+        }
+        path = parts.get("path")
+        if not isinstance(path, str):
+            return None
+        steps = [step.split("(")[0].strip() for step in path.split(".")]
+        if steps and steps[0] == resource_type:
+            steps = steps[1:]
+        if steps:
+            touched.add(steps[0])
+        elif isinstance(parts.get("name"), str):
+            touched.add(parts["name"])  # add/insert of an element named at the root
+        else:
+            touched.add("")
+    return touched
 
 
 class CompartmentStage(Stage):
+    """C08. With `current` (the stored resources, read from HAPI), updates, patches and deletes
+    by id are checked against the version they change; without it, patches and deletes of types
+    other than Patient are refused and updates are checked on their body only."""
+
     name = "compartment"
+
+    def __init__(self, current: CurrentResources | None = None) -> None:
+        self.current = current
 
     def checks(self) -> list[tuple[str | None, Check]]:
         return [("C08", self.confine)]
@@ -490,4 +620,7 @@ class CompartmentStage(Stage):
     async def confine(self, ctx: RequestContext) -> None:
         if ctx.token is None or ctx.fhir is None or not ctx.token.patient:
             return  # no patient in context: backend services, practitioners
-        _Confinement(ctx, ctx.fhir, ctx.token.patient).run()
+        confinement = _Confinement(ctx, ctx.fhir, ctx.token.patient, self.current is not None)
+        confinement.run()
+        if confinement.stored is not None and self.current is not None:
+            confinement.check_stored(await self.current.read(*confinement.stored))

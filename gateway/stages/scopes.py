@@ -10,6 +10,7 @@ C05 violation too: such clients must hold resource-specific scopes. A constraine
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from gateway.classify import Interaction
@@ -87,15 +88,26 @@ class ScopesStage(Stage):
         if decision.conditional:
             options = decision.result_filter_any or (decision.needs_result_filter,)
 
-            def constrained(resource: dict[str, Any]) -> Denial | None:
-                if resource.get("resourceType") != resource_type and resource_type != "*":
-                    return None
-                if any(satisfies(resource, option) for option in options):
-                    return None
-                return forbidden(
-                    f"{resource.get('resourceType')}/{resource.get('id')} is outside the "
-                    f"granted scope {decision.matched.raw if decision.matched else ''}",
-                    "C05",
-                )
+            scope = decision.matched.raw if decision.matched else ""
+            ctx.resource_checks.append(("C05", WithinScope(resource_type, options, scope)))
 
-            ctx.resource_checks.append(("C05", constrained))
+
+@dataclass(frozen=True, slots=True)
+class WithinScope:
+    """Each returned resource of the scope's type must meet one of its constraint sets (a
+    value: equal checks from a batch's entries count once)."""
+
+    resource_type: str
+    options: tuple[tuple[tuple[str, str], ...], ...]
+    scope: str
+
+    def __call__(self, resource: dict[str, Any]) -> Denial | None:
+        if resource.get("resourceType") != self.resource_type and self.resource_type != "*":
+            return None
+        if any(satisfies(resource, option) for option in self.options):
+            return None
+        return forbidden(
+            f"{resource.get('resourceType')}/{resource.get('id')} is outside the "
+            f"granted scope {self.scope}",
+            "C05",
+        )

@@ -10,6 +10,7 @@ token's tenant; one that names another tenant is refused.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from gateway.classify import Interaction
@@ -72,16 +73,24 @@ class TenantStage(Stage):
         if ctx.fhir.is_search and ctx.fhir.resource_type not in (None, "*"):
             ctx.upstream_params = (*ctx.params, ("_tag", f"{TENANT_TAG_SYSTEM}|{tenant}"))
 
-        def same_tenant(resource: dict[str, Any]) -> Denial | None:
-            if resource.get("resourceType") in _UNTENANTED:
-                return None
-            owner = tenant_of(resource)
-            if owner == tenant:
-                return None
-            return forbidden(
-                f"{resource.get('resourceType')}/{resource.get('id')} belongs to "
-                f"{'tenant ' + owner if owner else 'no tenant'}, not to {tenant}",
-                "C10",
-            )
+        ctx.resource_checks.append(("C10", SameTenant(tenant)))
 
-        ctx.resource_checks.append(("C10", same_tenant))
+
+@dataclass(frozen=True, slots=True)
+class SameTenant:
+    """Each returned resource must carry the token's tenant (a value: equal per tenant, so a
+    batch's entries add one check between them)."""
+
+    tenant: str
+
+    def __call__(self, resource: dict[str, Any]) -> Denial | None:
+        if resource.get("resourceType") in _UNTENANTED:
+            return None
+        owner = tenant_of(resource)
+        if owner == self.tenant:
+            return None
+        return forbidden(
+            f"{resource.get('resourceType')}/{resource.get('id')} belongs to "
+            f"{'tenant ' + owner if owner else 'no tenant'}, not to {self.tenant}",
+            "C10",
+        )

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
+import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -438,3 +441,256 @@ async def test_c08_side_doors(
             ],
         }
         refused(await gw.post("/fhir", json=batch, headers=mine), 403, "C08")
+
+
+# ---- C06: the lab's simulated clock (LAB ONLY) ------------------------------------------------
+SATURDAY_3AM = "2026-11-28T03:00:00-05:00"  # off hours in the policy's America/New_York
+
+
+def _alerts_of(path: Path, request_ids: set[str]) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    alerts = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [a for a in alerts if request_ids & set(a["evidence"].get("request_ids", []))]
+
+
+def test_c06_off_hours_clock_header_raises_off_hours_alert(seeded: LabConfig) -> None:
+    """The lab's own gateway (lab policy: `anomaly.clock_header: X-Fhirlab-Clock`) judges
+    stamped requests at their simulated instant, whatever the real time: an off-hours burst
+    alerts in the lab's audit/alerts.jsonl; the audit records keep the real time."""
+    scope = "openid launch/patient patient/Patient.rs patient/Appointment.*"
+    token = token_for(seeded, "scheduling-assistant", scope)  # a new token: a new timeline
+    started = time.time()
+    night = datetime.fromisoformat(SATURDAY_3AM).timestamp()
+    sent: set[str] = set()
+    with httpx.Client(base_url=seeded.gateway_base_url, timeout=60) as gw:
+        bad = gw.get(
+            "/Appointment",
+            params={"patient": ME},
+            headers={**bearer(token), "X-Fhirlab-Clock": "tonight"},
+        )
+        refused(bad, 400, None)
+        for n in range(12):
+            request_id = f"clock-{uuid.uuid4().hex[:12]}"
+            stamp = datetime.fromtimestamp(night + n, UTC).isoformat()
+            resp = gw.get(
+                "/Appointment",
+                params={"patient": ME},
+                headers={**bearer(token), "X-Fhirlab-Clock": stamp, "X-Request-Id": request_id},
+            )
+            assert resp.status_code == 200, resp.text
+            sent.add(request_id)
+    audit_dir = seeded.home / "audit"
+    deadline = time.monotonic() + 10
+    while not (found := _alerts_of(audit_dir / "alerts.jsonl", sent)):
+        assert time.monotonic() < deadline, "no alert for the simulated off-hours burst"
+        time.sleep(0.2)
+    assert [a["detector"] for a in found] == ["off_hours"]
+    assert found[0]["evidence"]["simulated_time"].startswith("2026-11-28T08:00:1")
+    assert started - 1 <= found[0]["ts"] <= time.time()  # raised now, not on the simulated night
+    records = [
+        json.loads(line)
+        for line in (audit_dir / "audit.jsonl").read_text().splitlines()
+        if json.loads(line).get("request_id") in sent
+    ]
+    assert len(records) == len(sent)
+    assert all(night <= r["simulated_time"] < night + 12 for r in records)
+    assert all(started - 1 <= r["ts"] <= time.time() for r in records)  # the real time
+
+
+# ---- C08: read-before-write for updates, patches and deletes by id ----------------------------
+def _appointment(rid: str, patient: str, status: str = "booked") -> dict[str, Any]:
+    return {
+        "resourceType": "Appointment",
+        "id": rid,
+        "meta": {"tag": [tenant_tag_a()]},
+        "status": status,
+        "participant": [{"actor": {"reference": f"Patient/{patient}"}, "status": "accepted"}],
+    }
+
+
+def tenant_tag_a() -> dict[str, str]:
+    return {"system": "https://fhirlab.dev/tenant", "code": "tenant-a"}
+
+
+async def test_c08_read_before_write(
+    seeded: LabConfig, base_config: GatewayConfig, scheduler_token: Token, hapi: httpx.Client
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    mine, theirs, new = f"rbw-{run}-mine", f"rbw-{run}-theirs", f"rbw-{run}-new"
+    for rid, patient in ((mine, ME), (theirs, OTHER)):
+        put = hapi.put(f"/Appointment/{rid}", json=_appointment(rid, patient), headers=FHIR)
+        assert put.status_code in (200, 201), put.text
+    me = bearer(scheduler_token)
+    json_patch = {**me, "Content-Type": "application/json-patch+json"}
+    status = [{"op": "replace", "path": "/status", "value": "arrived"}]
+    async with gateway(seeded, base_config) as gw:
+        # overwriting another patient's appointment with this patient's content: refused
+        refused(
+            await gw.put(f"/fhir/Appointment/{theirs}", json=_appointment(theirs, ME), headers=me),
+            403,
+            "C08",
+        )
+        refused(
+            await gw.patch(f"/fhir/Appointment/{theirs}", json=status, headers=json_patch),
+            403,
+            "C08",
+        )
+        refused(await gw.delete(f"/fhir/Appointment/{theirs}", headers=me), 403, "C08")
+        # a patch that would move my appointment to another patient
+        move = [{"op": "replace", "path": "/participant/0/actor/reference", "value": OTHER}]
+        refused(
+            await gw.patch(f"/fhir/Appointment/{mine}", json=move, headers=json_patch), 403, "C08"
+        )
+        # my own: update, patch, delete pass; a new id is created (checked on its body)
+        ok = await gw.put(
+            f"/fhir/Appointment/{mine}", json=_appointment(mine, ME, "pending"), headers=me
+        )
+        assert ok.status_code == 200, ok.text
+        created = await gw.put(f"/fhir/Appointment/{new}", json=_appointment(new, ME), headers=me)
+        assert created.status_code == 201, created.text
+        patched = await gw.patch(f"/fhir/Appointment/{mine}", json=status, headers=json_patch)
+        assert patched.status_code == 200, patched.text
+        deleted = await gw.delete(f"/fhir/Appointment/{new}", headers=me)
+        assert deleted.status_code in (200, 204), deleted.text
+    stored = hapi.get(f"/Appointment/{theirs}", headers=FHIR).json()
+    assert stored["participant"][0]["actor"]["reference"] == f"Patient/{OTHER}"
+    assert stored["status"] == "booked"
+    assert hapi.get(f"/Appointment/{mine}", headers=FHIR).json()["status"] == "arrived"
+    assert hapi.get(f"/Appointment/{new}", headers=FHIR).status_code == 410
+    async with gateway(seeded, policy(base_config, C08="off")) as gw:
+        # without C08 the overwrite goes through: the check above is what stopped it
+        hijack = await gw.put(
+            f"/fhir/Appointment/{theirs}", json=_appointment(theirs, ME), headers=me
+        )
+        assert hijack.status_code == 200, hijack.text
+
+
+# ---- C08: transactions that point at their own entries (urn:uuid) -----------------------------
+async def test_c08_transaction_with_urn_uuid_references(
+    seeded: LabConfig, base_config: GatewayConfig, scheduler_token: Token, hapi: httpx.Client
+) -> None:
+    me_now = hapi.get(f"/Patient/{ME}", headers=FHIR).json()
+    patient_url, new_patient_url = f"urn:uuid:{uuid.uuid4()}", f"urn:uuid:{uuid.uuid4()}"
+    marker = f"urn-{uuid.uuid4().hex[:8]}"
+    appointment = {
+        "resourceType": "Appointment",
+        "status": "proposed",
+        "description": marker,
+        "participant": [{"actor": {"reference": patient_url}, "status": "needs-action"}],
+    }
+    mine = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "fullUrl": patient_url,
+                "resource": me_now,
+                "request": {"method": "PUT", "url": f"Patient/{ME}"},
+            },
+            {"resource": appointment, "request": {"method": "POST", "url": "Appointment"}},
+        ],
+    }
+    stranger = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "fullUrl": new_patient_url,
+                "resource": {"resourceType": "Patient", "meta": me_now["meta"]},
+                "request": {"method": "POST", "url": "Patient"},
+            },
+            {
+                "resource": {
+                    **appointment,
+                    "participant": [
+                        {"actor": {"reference": new_patient_url}, "status": "needs-action"}
+                    ],
+                },
+                "request": {"method": "POST", "url": "Appointment"},
+            },
+        ],
+    }
+    # C05 off: no client profile may write Patient; this test is about C08
+    async with gateway(seeded, policy(base_config, C05="off")) as gw:
+        refused(await gw.post("/fhir", json=stranger, headers=bearer(scheduler_token)), 403, "C08")
+        ok = await gw.post("/fhir", json=mine, headers=bearer(scheduler_token))
+        assert ok.status_code == 200, ok.text
+    location = ok.json()["entry"][1]["response"]["location"].split("/_history")[0]
+    created = hapi.get(f"/{location}", headers=FHIR).json()
+    assert created["description"] == marker
+    actors = [p["actor"]["reference"] for p in created["participant"]]
+    assert actors == [f"Patient/{ME}"]  # HAPI resolved the urn:uuid to the patient
+
+
+# ---- C06: FHIR AuditEvents in HAPI (policy audit.fhir_audit_events) ---------------------------
+async def test_c06_fhir_audit_events_reach_hapi(
+    seeded: LabConfig, base_config: GatewayConfig, hapi: httpx.Client, tmp_path: Path
+) -> None:
+    token = token_for(
+        seeded,
+        "scheduling-assistant",
+        "openid launch/patient patient/Patient.rs patient/Appointment.*",
+    )
+    audit = base_config.policy.audit.model_copy(update={"fhir_audit_events": True})
+    config = replace(base_config, policy=base_config.policy.model_copy(update={"audit": audit}))
+    sent = [f"ae-{uuid.uuid4().hex[:12]}" for _ in range(6)]
+    async with gateway(seeded, config, audit_dir=tmp_path) as gw:
+        for n, request_id in enumerate(sent):
+            path = f"/fhir/Patient/{ME if n % 3 else OTHER}"  # allowed and refused (C08)
+            await gw.get(path, headers={**bearer(token), "X-Request-Id": request_id})
+    # the gateway closed: its queue is flushed to HAPI
+    records = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    token_id = records[0]["token_id"]
+    found = hapi.get(
+        "/AuditEvent", params={"policy": token_id, "_count": "50"}, headers=FHIR
+    ).json()
+    events = [e["resource"] for e in found.get("entry", [])]
+
+    def request_id(event: dict[str, Any]) -> str:
+        return next(
+            e["what"]["identifier"]["value"]
+            for e in event["entity"]
+            if e["type"]["code"] == "XrequestId"
+        )
+
+    by_id = {request_id(e): e for e in events}
+    assert set(by_id) == set(sent)
+    assert by_id[sent[1]]["outcome"] == "0" and by_id[sent[0]]["outcome"] == "4"
+    assert "deny by C08" in by_id[sent[0]]["outcomeDesc"]
+    assert {"reference": f"Patient/{ME}"} in [e.get("what") for e in by_id[sent[1]]["entity"]]
+
+
+# ---- the CapabilityStatement per client --------------------------------------------------------
+async def test_metadata_per_client(
+    seeded: LabConfig, base_config: GatewayConfig, scheduler_token: Token
+) -> None:
+    analytics = token_for(
+        seeded, "population-analytics", "system/Patient.rs system/Group.rs", user=None
+    )
+
+    def resources(statement: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        return {r["type"]: r for r in statement["rest"][0]["resource"]}
+
+    def operations(resource: dict[str, Any]) -> set[str]:
+        return {o["name"] for o in resource.get("operation", [])}
+
+    async with gateway(seeded, base_config) as gw:
+        public = (await gw.get("/fhir/metadata", headers=FHIR)).json()
+        mine = await gw.get("/fhir/metadata", headers=bearer(scheduler_token))
+        backend = (await gw.get("/fhir/metadata", headers=bearer(analytics))).json()
+        refused(await gw.get("/fhir/metadata", headers=bearer("not.a.jwt")), 401, None)
+    assert mine.status_code == 200 and mine.headers["content-type"].startswith(
+        "application/fhir+json"
+    )
+    assert len(resources(public)) > 100 and "export" in operations(resources(public)["Group"])
+    scheduler = resources(mine.json())
+    assert set(scheduler) == {"Patient", "Appointment"}
+    codes = {i["code"] for i in scheduler["Patient"]["interaction"]}
+    assert "read" in codes and "search-type" in codes and not codes & {"update", "delete"}
+    assert not operations(scheduler["Patient"]) & {"export", "everything"}
+    assert "export" not in {o["name"] for o in mine.json()["rest"][0].get("operation", [])}
+    assert set(resources(backend)) == {"Patient", "Group"}
+    assert "export" in operations(resources(backend)["Group"])
+    # the links in it name the gateway, not HAPI
+    assert seeded.hapi_base_url not in json.dumps(mine.json())

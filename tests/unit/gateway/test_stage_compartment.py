@@ -21,7 +21,7 @@ from gateway.controls import Mode
 from gateway.denial import Denial
 from gateway.pipeline import Pipeline, check_resources, iter_resources
 from gateway.scopes import parse_scopes
-from gateway.stages.compartment import CompartmentStage, narrowing
+from gateway.stages.compartment import CompartmentStage, narrowing, patched_elements
 from gateway.tokens import VerifiedToken
 
 P = "pat-a-000001"
@@ -559,6 +559,124 @@ def test_delete_and_patch_only_on_the_patient_itself() -> None:
     assert "cascades" in refused(request("DELETE", f"Patient/{P}", "_cascade=delete")).reason
 
 
+# -- read-before-write: the stored version decides (a store stands in for HAPI) -------------------
+
+
+class Stored:
+    """Stored resources by (type, id), and the reads made."""
+
+    def __init__(self, *resources: dict[str, Any]) -> None:
+        self.resources = {(r["resourceType"], r["id"]): r for r in resources}
+        self.reads: list[tuple[str, str]] = []
+
+    async def read(self, resource_type: str, resource_id: str) -> dict[str, Any] | None:
+        self.reads.append((resource_type, resource_id))
+        return self.resources.get((resource_type, resource_id))
+
+
+def confine_with(store: Stored, ctx: RequestContext) -> RequestContext:
+    asyncio.run(CompartmentStage(store).confine(ctx))
+    return ctx
+
+
+def refused_with(store: Stored, ctx: RequestContext, status: int = 403) -> Denial:
+    with pytest.raises(Denial) as caught:
+        confine_with(store, ctx)
+    assert caught.value.status == status
+    assert status != 403 or caught.value.control == "C08"
+    return caught.value
+
+
+def test_update_by_id_of_another_patients_resource_is_refused() -> None:
+    store = Stored(obs("mine", P), obs("theirs", Q))
+    confine_with(store, request("PUT", "Observation/mine", body=obs("mine", P)))
+    confine_with(store, request("PUT", "Observation/new-id", body=obs("new-id", P)))  # creates
+    denial = refused_with(store, request("PUT", "Observation/theirs", body=obs("theirs", P)))
+    assert denial.reason == (
+        f"token is bound to patient {P}; PUT Observation/theirs would overwrite "
+        "Observation/theirs, which is not in the patient's compartment"
+    )
+    names = ["mine", "new-id", "theirs"]
+    assert store.reads == [("Observation", n) for n in names]
+    # the body is checked first: no read for content that is not the patient's anyway
+    refused_with(store, request("PUT", "Observation/mine", body=obs("mine", Q)))
+    assert len(store.reads) == 3
+    # Patient/P names its patient by id: nothing to read
+    confine_with(store, request("PUT", f"Patient/{P}", body=pat(P)))
+    assert len(store.reads) == 3
+
+
+def test_delete_and_patch_by_id_need_the_stored_version_to_be_the_patients() -> None:
+    store = Stored(obs("mine", P), obs("theirs", Q))
+    confine_with(store, request("DELETE", "Observation/mine"))
+    confine_with(store, request("DELETE", "Observation/gone"))  # nothing stored: HAPI answers
+    assert "would delete Observation/theirs" in (
+        refused_with(store, request("DELETE", "Observation/theirs")).reason
+    )
+    assert (
+        "cascades"
+        in refused_with(store, request("DELETE", "Observation/mine", "_cascade=delete")).reason
+    )
+    status = [{"op": "replace", "path": "/status", "value": "amended"}]
+    confine_with(store, request("PATCH", "Observation/mine", body=json.dumps(status).encode()))
+    assert (
+        "would patch Observation/theirs"
+        in refused_with(
+            store, request("PATCH", "Observation/theirs", body=json.dumps(status).encode())
+        ).reason
+    )
+
+
+@pytest.mark.parametrize(
+    "patch",
+    [
+        [{"op": "replace", "path": "/subject/reference", "value": f"Patient/{Q}"}],
+        [{"op": "remove", "path": "/subject"}],
+        [{"op": "move", "from": "/subject", "path": "/focus/0"}],
+        [{"op": "replace", "path": "", "value": {}}],
+        {
+            "resourceType": "Parameters",
+            "parameter": [
+                {
+                    "name": "operation",
+                    "part": [
+                        {"name": "type", "valueCode": "replace"},
+                        {"name": "path", "valueString": "Observation.subject"},
+                        {"name": "value", "valueReference": {"reference": f"Patient/{Q}"}},
+                    ],
+                }
+            ],
+        },
+    ],
+)
+def test_a_patch_must_leave_the_patient_references_alone(patch: Any) -> None:
+    store = Stored(obs("mine", P))
+    denial = refused_with(store, request("PATCH", "Observation/mine", body=json.dumps(patch)))
+    assert "patches must leave patient references alone" in denial.reason
+    assert store.reads == []
+
+
+@pytest.mark.parametrize("body", [b"<xml/>", b'{"resourceType": "Observation"}', b"[1]"])
+def test_a_patch_the_gateway_cannot_read_is_refused(body: bytes) -> None:
+    with pytest.raises(Denial):
+        confine_with(Stored(obs("mine", P)), request("PATCH", "Observation/mine", body=body))
+
+
+@given(
+    st.text(max_size=20),
+    st.lists(st.text(max_size=8), max_size=3),
+    st.sampled_from(["add", "replace", "remove", "move", "copy", "test"]),
+)
+def test_patched_elements_names_the_first_pointer_token(
+    element: str, rest: list[str], op: str
+) -> None:
+    escaped = [t.replace("~", "~0").replace("/", "~1") for t in (element, *rest)]
+    pointer = "/" + "/".join(escaped)
+    assert patched_elements([{"op": op, "path": pointer}], "Observation") == {element}
+    if not element.startswith("/"):  # not a pointer into the resource: the whole of it
+        assert patched_elements([{"op": op, "path": element}], "Observation") == {""}
+
+
 # -- batch / transaction (through the pipeline, entry by entry) -----------------------------------
 
 
@@ -583,13 +701,84 @@ def test_batch_entries_are_narrowed_and_checked_each() -> None:
     assert run_pipeline(ctx) is None
     sent = json.loads(ctx.body or b"")
     assert sent["entry"][0]["request"]["url"] == f"Observation?code=x&subject=Patient%2F{P}"
-    assert len(ctx.resource_checks) == 3
+    assert len(ctx.resource_checks) == 1  # one check for all three entries: they are equal
     response = {
         "resourceType": "Bundle",
         "type": "batch-response",
         "entry": [{"resource": bundle((obs("o1", Q), "match"))}],
     }
     assert check(ctx, response) is not None
+
+
+def test_a_large_batch_adds_one_response_check_not_one_per_entry() -> None:
+    entries = [{"request": {"method": "GET", "url": f"Observation?code=c{i}"}} for i in range(500)]
+    ctx = batch_ctx(entries)
+    assert run_pipeline(ctx) is None
+    assert len(ctx.resource_checks) == 1
+    # the one check still refuses another patient's resource anywhere in the response
+    response = {
+        "resourceType": "Bundle",
+        "type": "batch-response",
+        "entry": [{"resource": bundle((obs(f"o{i}", P), "match"))} for i in range(499)]
+        + [{"resource": bundle((obs("x", Q), "match"))}],
+    }
+    denial = check(ctx, response)
+    assert denial is not None and "Observation/x" in denial.reason
+
+
+def transaction(*entries: dict[str, Any]) -> RequestContext:
+    body = {"resourceType": "Bundle", "type": "transaction", "entry": list(entries)}
+    return request("POST", "", body=body)
+
+
+def test_transaction_references_to_an_entry_resolve_to_its_id() -> None:
+    me = {
+        "fullUrl": "urn:uuid:7f1e",
+        "resource": pat(P),
+        "request": {"method": "PUT", "url": f"Patient/{P}"},
+    }
+    observation = {**obs("n", P), "subject": {"reference": "urn:uuid:7f1e"}}
+    del observation["id"]
+    ctx = transaction(
+        me,
+        {
+            "fullUrl": "urn:uuid:0b2c",
+            "resource": observation,
+            "request": {"method": "POST", "url": "Observation"},
+        },
+    )
+    assert run_pipeline(ctx) is None
+    # the Bundle goes upstream as it came: the server resolves the urn:uuid itself
+    assert json.loads(ctx.body or b"")["entry"][1]["resource"]["subject"] == {
+        "reference": "urn:uuid:7f1e"
+    }
+
+
+def test_transaction_references_to_a_new_patient_are_refused() -> None:
+    new_patient = {
+        "fullUrl": "urn:uuid:9a9a",
+        "resource": {"resourceType": "Patient"},
+        "request": {"method": "POST", "url": "Patient"},
+    }
+    observation = {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"text": "x"},
+        "subject": {"reference": "urn:uuid:9a9a"},
+    }
+    entry = {"resource": observation, "request": {"method": "POST", "url": "Observation"}}
+    denial = run_pipeline(transaction(entry))
+    assert denial is not None and denial.control == "C08"
+    denial = run_pipeline(transaction(new_patient, entry))
+    assert denial is not None and denial.control == "C08"
+    # nor can an entry lend the urn the identity of another patient: that write is refused
+    other = {
+        "fullUrl": "urn:uuid:9a9a",
+        "resource": pat(Q),
+        "request": {"method": "PUT", "url": f"Patient/{Q}"},
+    }
+    denial = run_pipeline(transaction(other, entry))
+    assert denial is not None and "entry 0" in denial.reason
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,222 @@
+"""The CapabilityStatement a client sees: HAPI's, cut down to what its token may do.
+
+`GET [base]/metadata` without a token is the public statement, forwarded as it is (the cheap path:
+nothing parsed). With a bearer token the gateway verifies it (401 if it is not valid) and answers
+HAPI's statement filtered to the token's grants:
+
+- a resource type stays if a granted scope covers one of its interactions, with only those
+  interactions (`read`/`vread`/`history-*` need `r`, `search-type` `s`, `create` `c`, `update` and
+  `patch` `u`, `delete` `d`); constraints (`?category=`) still grant the interaction;
+- its operations stay if the token may read the type, except restricted ones the client is not
+  allowed (C12) and `$everything`, which needs a wildcard read;
+- `$export` and `$export-poll-status` stay only for export-allowlisted clients holding system
+  scopes (C04); other system-level operations and `search-system` / `history-system` need a
+  wildcard grant; `batch` / `transaction` stay (their entries are checked one by one).
+
+HAPI's statement is fetched at most once per `ttl_s` per public host; HAPI's own base URL in it
+(`implementation.url`, operation definitions) is replaced by the gateway's; filtered statements
+are cached per grant.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import time
+from collections import OrderedDict
+from typing import Any, Final
+
+import httpx
+from starlette.responses import Response
+
+from gateway.context import Finding, RequestContext
+from gateway.denial import Denial
+from gateway.outcome import denial_response
+from gateway.policy import OperationsPolicy
+from gateway.scopes import ScopeSet
+from gateway.tokens import TokenVerifier, VerifiedToken
+
+__all__ = ["ClientCapabilities", "Grants", "filter_capabilities"]
+
+_PERMISSION: Final = {
+    "read": "r",
+    "vread": "r",
+    "history-instance": "r",
+    "history-type": "r",
+    "search-type": "s",
+    "create": "c",
+    "update": "u",
+    "patch": "u",
+    "delete": "d",
+}
+_SYSTEM_PERMISSION: Final = {"search-system": "s", "history-system": "r"}
+_EXPORT: Final = frozenset({"export", "export-poll-status"})
+_CACHED_GRANTS: Final = 256
+
+
+class Grants:
+    """What one token may do, as the filter asks it."""
+
+    def __init__(self, scopes: ScopeSet, client_id: str, policy: OperationsPolicy) -> None:
+        self.scopes = scopes
+        contexts = scopes.contexts
+        self._granted = {
+            (s.resource_type, p)
+            for s in scopes.resource_scopes
+            if s.context in contexts
+            for p in s.permissions
+        }
+        self.export = client_id in policy.export_clients and scopes.has_context("system")
+        self._restricted = {op.lstrip("$") for op in policy.restricted} - _EXPORT
+        self._restricted_ok = client_id in policy.restricted_clients
+
+    def may(self, resource_type: str, permission: str) -> bool:
+        return (resource_type, permission) in self._granted or ("*", permission) in self._granted
+
+    def operation(self, name: str, resource_type: str | None) -> bool:
+        if name in _EXPORT:
+            return self.export
+        if name in self._restricted and not self._restricted_ok:
+            return False
+        if name == "everything" or resource_type is None:
+            return ("*", "r") in self._granted
+        return self.may(resource_type, "r")
+
+
+def _operation_name(op: Any) -> str:
+    return str(op.get("name", "")).lstrip("$") if isinstance(op, dict) else ""
+
+
+def filter_capabilities(statement: dict[str, Any], grants: Grants) -> dict[str, Any]:
+    """A copy of `statement` with only what `grants` allow (see the module docstring)."""
+    result = copy.copy(statement)
+    rests = []
+    for rest in statement.get("rest") or []:
+        if not isinstance(rest, dict):
+            continue
+        rest = dict(rest)
+        resources = []
+        for resource in rest.get("resource") or []:
+            rtype = resource.get("type") if isinstance(resource, dict) else None
+            if not isinstance(rtype, str):
+                continue
+            interactions = [
+                i
+                for i in resource.get("interaction") or []
+                if isinstance(i, dict)
+                and (perm := _PERMISSION.get(str(i.get("code")))) is not None
+                and grants.may(rtype, perm)
+            ]
+            if not interactions:
+                continue
+            kept = dict(resource, interaction=interactions)
+            operations = [
+                op
+                for op in resource.get("operation") or []
+                if grants.operation(_operation_name(op), rtype)
+            ]
+            if operations:
+                kept["operation"] = operations
+            else:
+                kept.pop("operation", None)
+            resources.append(kept)
+        rest["resource"] = resources
+        rest["interaction"] = [
+            i
+            for i in rest.get("interaction") or []
+            if isinstance(i, dict)
+            and (
+                i.get("code") in ("batch", "transaction")
+                or (
+                    (perm := _SYSTEM_PERMISSION.get(str(i.get("code")))) is not None
+                    and grants.may("*", perm)
+                )
+            )
+        ]
+        rest["operation"] = [
+            op for op in rest.get("operation") or [] if grants.operation(_operation_name(op), None)
+        ]
+        for key in ("interaction", "operation"):
+            if not rest[key]:
+                del rest[key]
+        rests.append(rest)
+    result["rest"] = rests
+    return result
+
+
+class ClientCapabilities:
+    """Per-token CapabilityStatements over HAPI's, for `GET [base]/metadata` with a token."""
+
+    def __init__(
+        self,
+        verifier: TokenVerifier,
+        client: httpx.AsyncClient,
+        upstream: str,
+        policy: OperationsPolicy,
+        base_path: str = "/fhir",
+        ttl_s: float = 60.0,
+    ) -> None:
+        self.verifier = verifier
+        self.client = client
+        self.upstream = upstream.rstrip("/")
+        self.url = self.upstream + "/metadata"
+        self.base_path = base_path
+        self.policy = policy
+        self.ttl_s = ttl_s
+        self._statements: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
+        self._filtered: OrderedDict[tuple[str, str, str, str], bytes] = OrderedDict()
+        self._lock = asyncio.Lock()
+
+    async def verify(self, bearer: str) -> VerifiedToken:
+        return await self.verifier.verify(bearer)  # raises Denial (401, 503)
+
+    async def statement(self, host: str, proto: str) -> dict[str, Any]:
+        key = (host, proto)
+        now = time.monotonic()
+        cached = self._statements.get(key)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        async with self._lock:
+            cached = self._statements.get(key)
+            if cached is not None and cached[0] > time.monotonic():
+                return cached[1]
+            headers = {"Accept": "application/fhir+json", "X-Forwarded-Proto": proto}
+            if host:
+                headers["X-Forwarded-Host"] = host
+            try:
+                resp = await self.client.get(self.url, headers=headers)
+                statement = resp.json() if resp.status_code == 200 else None
+            except (httpx.HTTPError, ValueError):
+                statement = None
+            if not isinstance(statement, dict):
+                raise Denial(502, "the FHIR server did not give its CapabilityStatement")
+            self._statements[key] = (time.monotonic() + self.ttl_s, statement)
+            self._filtered.clear()  # a new statement: filtered copies are stale
+            return statement
+
+    async def for_token(self, token: VerifiedToken, host: str, proto: str) -> bytes:
+        """The filtered statement as JSON bytes (cached per grant)."""
+        statement = await self.statement(host, proto)
+        key = (str(token.scopes), token.client_id, host, proto)
+        body = self._filtered.get(key)
+        if body is None:
+            grants = Grants(token.scopes, token.client_id, self.policy)
+            text = json.dumps(filter_capabilities(statement, grants))
+            if host:  # HAPI names its own base in places (implementation, definitions)
+                text = text.replace(self.upstream, f"{proto}://{host}{self.base_path}")
+            body = text.encode()
+            self._filtered[key] = body
+            if len(self._filtered) > _CACHED_GRANTS:
+                self._filtered.popitem(last=False)
+        return body
+
+    async def respond(self, ctx: RequestContext, host: str, proto: str) -> Response:
+        """The answer to `GET [base]/metadata` with a bearer token (always FHIR JSON)."""
+        try:
+            ctx.token = await self.verify(ctx.bearer or "")
+            body = await self.for_token(ctx.token, host, proto)
+        except Denial as denial:
+            ctx.findings.append(Finding(denial.control, "deny", denial.status, denial.reason))
+            return denial_response(denial)
+        return Response(body, status_code=200, media_type="application/fhir+json")
