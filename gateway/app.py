@@ -75,7 +75,7 @@ def build_stages(
         TokenStage(verifier, config.client_classes),
         RateLimitStage(policy.rate_limit),
         ClientPolicyStage(policy.client_policy),
-        TenantStage(),
+        TenantStage(current),
         ScopesStage(policy.client_policy),
         OperationsStage(policy.operations),
         CompartmentStage(current),
@@ -130,7 +130,7 @@ def create_app(
             jwks_ttl_s=policy.token.jwks_ttl_s,
             introspection_ttl_s=policy.token.introspection_ttl_s,
         )
-        current = HapiCurrentResources(upstream.client, upstream.base)  # C08 read-before-write
+        current = HapiCurrentResources(upstream.client, upstream.base)  # C08/C10 read-before-write
         stages = build_stages(config, verifier, current)
         pipeline = Pipeline(stages, mode_of(policy), settings.base_path)
         if policy.token.enabled:

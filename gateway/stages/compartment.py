@@ -78,7 +78,7 @@ from gateway.compartment import (
     references_patient,
 )
 from gateway.context import RequestContext, ResourceCheck
-from gateway.current import CurrentResources
+from gateway.current import CurrentResources, stored_version
 from gateway.denial import Denial, bad_request, forbidden
 from gateway.stages import Check, Stage
 
@@ -623,4 +623,5 @@ class CompartmentStage(Stage):
         confinement = _Confinement(ctx, ctx.fhir, ctx.token.patient, self.current is not None)
         confinement.run()
         if confinement.stored is not None and self.current is not None:
-            confinement.check_stored(await self.current.read(*confinement.stored))
+            stored = await stored_version(ctx, self.current, *confinement.stored)
+            confinement.check_stored(stored)

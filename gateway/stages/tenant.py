@@ -5,6 +5,14 @@ The token's issuer (a tenant realm) names the tenant; the seeder tags every reso
 `_tag`, and every resource returned must carry the token's tenant tag: a resource of another
 tenant, or of none, is not returned. A resource written (create, update) is stamped with the
 token's tenant; one that names another tenant is refused.
+
+Writes by id (update, patch, delete) read the stored version first (read-before-write, through
+`gateway/current.py`, sharing the one read with C08): one that carries another tenant's tag, or
+none (untagged data belongs to no tenant, so no tenant's token may take it over), is refused. An
+update of an id with nothing stored creates it (stamped). A patch must not touch `meta` (where the
+tenant tag lives) nor replace the whole resource, and must be JSON (JSON Patch or FHIRPath Patch)
+for the gateway to check that. Conditional updates, patches and deletes are narrowed to the
+token's tenant with `_tag`, like searches: they can only match its own resources.
 """
 
 from __future__ import annotations
@@ -13,10 +21,12 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.classify import Interaction
+from gateway.classify import FhirRequest, Interaction
 from gateway.context import RequestContext
+from gateway.current import CurrentResources, stored_version
 from gateway.denial import Denial, forbidden
 from gateway.stages import Check, Stage
+from gateway.stages.compartment import patched_elements
 
 TENANT_TAG_SYSTEM = "https://fhirlab.dev/tenant"
 # Resource types that are about the server, not tenant data.
@@ -26,6 +36,9 @@ _UNTENANTED = frozenset(
 
 
 _WRITES = frozenset({Interaction.CREATE, Interaction.UPDATE})
+# Writes that change a stored resource: by id, checked on the stored version; conditional, narrowed.
+_CHANGES = frozenset({Interaction.UPDATE, Interaction.PATCH, Interaction.DELETE})
+_VERBS = {Interaction.UPDATE: "overwrite", Interaction.PATCH: "patch", Interaction.DELETE: "delete"}
 
 
 def stamp(body: bytes, tenant: str) -> bytes:
@@ -58,8 +71,52 @@ def tenant_of(resource: dict[str, Any]) -> str | None:
     return None
 
 
+def check_patch(body: bytes | None, resource_type: str, tenant: str) -> None:
+    """A patch must leave the tenant tag alone: no `meta`, no whole-resource replace."""
+    try:
+        touched = patched_elements(json.loads(body or b""), resource_type)
+    except ValueError:
+        touched = None
+    if touched is None:
+        raise forbidden(
+            "the gateway cannot read this patch to check that it keeps the resource in tenant "
+            f"{tenant}: only JSON Patch and FHIRPath Patch (JSON) are accepted",
+            "C10",
+        )
+    if touched & {"meta", ""}:
+        raise forbidden(
+            "patches meta (or the whole resource), where the tenant tag lives; patches must "
+            f"leave the resource in tenant {tenant}",
+            "C10",
+        )
+
+
+def check_stored(fhir: FhirRequest, stored: dict[str, Any] | None, tenant: str) -> None:
+    """The version a write by id would change must be this tenant's (None: nothing stored; an
+    update creates it, a patch or delete finds nothing and the server says so)."""
+    if stored is None:
+        return
+    rtype = stored.get("resourceType")
+    owner = tenant_of(stored)
+    if owner == tenant or (owner is None and rtype in _UNTENANTED):
+        return
+    whose = f"tenant {owner}" if owner else "no tenant"
+    raise forbidden(
+        f"{fhir.method} {fhir.resource_type}/{fhir.resource_id} would "
+        f"{_VERBS.get(fhir.interaction, 'change')} a resource of {whose}; this token is for "
+        f"{tenant}",
+        "C10",
+    )
+
+
 class TenantStage(Stage):
+    """C10. With `current` (stored resources, read from HAPI), updates, patches and deletes by
+    id are checked against the version they change; without it, on their body only."""
+
     name = "tenant"
+
+    def __init__(self, current: CurrentResources | None = None) -> None:
+        self.current = current
 
     def checks(self) -> list[tuple[str | None, Check]]:
         return [("C10", self.bind)]
@@ -67,11 +124,23 @@ class TenantStage(Stage):
     async def bind(self, ctx: RequestContext) -> None:
         if ctx.token is None or ctx.fhir is None:
             return
+        fhir = ctx.fhir
         tenant = ctx.token.tenant
-        if ctx.fhir.interaction in _WRITES and ctx.body:
+        tag = ("_tag", f"{TENANT_TAG_SYSTEM}|{tenant}")
+        if fhir.interaction in _WRITES and ctx.body:
             ctx.body = stamp(ctx.body, tenant)
-        if ctx.fhir.is_search and ctx.fhir.resource_type not in (None, "*"):
-            ctx.upstream_params = (*ctx.params, ("_tag", f"{TENANT_TAG_SYSTEM}|{tenant}"))
+        if fhir.interaction is Interaction.PATCH:
+            check_patch(ctx.body, fhir.resource_type or "", tenant)
+        if fhir.is_search and fhir.resource_type not in (None, "*"):
+            ctx.upstream_params = (*ctx.params, tag)
+        elif fhir.interaction in _CHANGES and fhir.resource_type is not None:
+            if fhir.resource_id is None:  # conditional: match only this tenant's resources
+                ctx.upstream_params = (*ctx.params, tag)
+            elif self.current is not None:
+                stored = await stored_version(
+                    ctx, self.current, fhir.resource_type, fhir.resource_id
+                )
+                check_stored(fhir, stored, tenant)
 
         ctx.resource_checks.append(("C10", SameTenant(tenant)))
 

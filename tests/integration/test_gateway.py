@@ -297,6 +297,63 @@ async def test_c10_tenant_isolation(seeded: LabConfig, base_config: GatewayConfi
         assert leak.status_code == 200  # without C10 another tenant's record is returned
 
 
+async def test_c10_read_before_write(
+    seeded: LabConfig, base_config: GatewayConfig, scheduler_token: Token, hapi: httpx.Client
+) -> None:
+    """A write by id must change only the token's tenant's resources: another tenant's (or an
+    untagged) stored version is refused before the write goes."""
+    run = uuid.uuid4().hex[:8]
+    mine, theirs, nobodys = f"c10-{run}-a", f"c10-{run}-b", f"c10-{run}-none"
+    stored = {
+        mine: _appointment(mine, ME),
+        theirs: {**_appointment(theirs, TENANT_B_PATIENT), "meta": {"tag": [tenant_tag_b()]}},
+        nobodys: {**_appointment(nobodys, ME), "meta": {}},
+    }
+    for rid, resource in stored.items():
+        put = hapi.put(f"/Appointment/{rid}", json=resource, headers=FHIR)
+        assert put.status_code in (200, 201), put.text
+    me = bearer(scheduler_token)  # tenant-a
+    json_patch = {**me, "Content-Type": "application/json-patch+json"}
+    status = [{"op": "replace", "path": "/status", "value": "arrived"}]
+
+    def untagged(rid: str, patient: str) -> dict[str, Any]:
+        return {**_appointment(rid, patient, "cancelled"), "meta": {}}  # stamped by the gateway
+
+    # C08 off: a patient-context token is otherwise stopped by its compartment first
+    async with gateway(seeded, policy(base_config, C08="off")) as gw:
+        for rid in (theirs, nobodys):
+            refused(
+                await gw.put(f"/fhir/Appointment/{rid}", json=untagged(rid, ME), headers=me),
+                403,
+                "C10",
+            )
+            refused(
+                await gw.patch(f"/fhir/Appointment/{rid}", json=status, headers=json_patch),
+                403,
+                "C10",
+            )
+            refused(await gw.delete(f"/fhir/Appointment/{rid}", headers=me), 403, "C10")
+        # a patch that would move my appointment to the other tenant
+        retag = [{"op": "replace", "path": "/meta/tag/0/code", "value": "tenant-b"}]
+        refused(
+            await gw.patch(f"/fhir/Appointment/{mine}", json=retag, headers=json_patch), 403, "C10"
+        )
+        ok = await gw.put(f"/fhir/Appointment/{mine}", json=untagged(mine, ME), headers=me)
+        assert ok.status_code == 200, ok.text
+        patched = await gw.patch(f"/fhir/Appointment/{mine}", json=status, headers=json_patch)
+        assert patched.status_code == 200, patched.text
+    async with gateway(seeded, base_config) as gw:  # every control on: C10 refuses first
+        refused(await gw.delete(f"/fhir/Appointment/{theirs}", headers=me), 403, "C10")
+    kept = hapi.get(f"/Appointment/{theirs}", headers=FHIR).json()
+    assert kept["status"] == "booked" and kept["meta"]["tag"] == [tenant_tag_b()]
+    assert hapi.get(f"/Appointment/{nobodys}", headers=FHIR).json()["status"] == "booked"
+    assert hapi.get(f"/Appointment/{mine}", headers=FHIR).json()["status"] == "arrived"
+    async with gateway(seeded, policy(base_config, C08="off", C10="off")) as gw:
+        # without C10 the other tenant's appointment is overwritten: the check above stopped it
+        hijack = await gw.put(f"/fhir/Appointment/{theirs}", json=untagged(theirs, ME), headers=me)
+        assert hijack.status_code == 200, hijack.text
+
+
 # ---- C06: audit ---------------------------------------------------------------------------------
 async def test_c06_one_chained_audit_record_per_request(
     seeded: LabConfig, base_config: GatewayConfig, scheduler_token: Token, tmp_path: Path
@@ -511,6 +568,10 @@ def _appointment(rid: str, patient: str, status: str = "booked") -> dict[str, An
 
 def tenant_tag_a() -> dict[str, str]:
     return {"system": "https://fhirlab.dev/tenant", "code": "tenant-a"}
+
+
+def tenant_tag_b() -> dict[str, str]:
+    return {"system": "https://fhirlab.dev/tenant", "code": "tenant-b"}
 
 
 async def test_c08_read_before_write(
