@@ -4,7 +4,9 @@ The token's issuer (a tenant realm) names the tenant; the seeder tags every reso
 `meta.tag` `https://fhirlab.dev/tenant|<tenant>`. Searches are narrowed to the token's tenant with
 `_tag`, and every resource returned must carry the token's tenant tag: a resource of another
 tenant, or of none, is not returned. A resource written (create, update) is stamped with the
-token's tenant; one that names another tenant is refused.
+token's tenant; one that names another tenant is refused. In a batch or transaction, each create
+and update entry's resource is stamped in the Bundle that goes upstream (re-serialised only then),
+so what a transaction creates is the tenant's too.
 
 Writes by id (update, patch, delete) read the stored version first (read-before-write, through
 `gateway/current.py`, sharing the one read with C08): one that carries another tenant's tag, or
@@ -21,7 +23,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.classify import FhirRequest, Interaction
+from gateway.classify import ClassifyError, FhirRequest, Interaction, classify
 from gateway.context import RequestContext
 from gateway.current import CurrentResources, stored_version
 from gateway.denial import Denial, forbidden
@@ -54,10 +56,58 @@ def stamp(body: bytes, tenant: str) -> bytes:
         return body
     if owner is not None:
         raise forbidden(f"the resource names tenant {owner}; this token is for {tenant}", "C10")
+    return json.dumps(with_tag(resource, tenant)).encode()
+
+
+def with_tag(resource: dict[str, Any], tenant: str) -> dict[str, Any]:
+    """`resource` with the tenant tag added to `meta.tag` (other tags kept)."""
     meta = resource.get("meta") if isinstance(resource.get("meta"), dict) else {}
     tags = [t for t in meta.get("tag") or [] if isinstance(t, dict)]
-    resource["meta"] = {**meta, "tag": [*tags, {"system": TENANT_TAG_SYSTEM, "code": tenant}]}
-    return json.dumps(resource).encode()
+    return {
+        **resource,
+        "meta": {**meta, "tag": [*tags, {"system": TENANT_TAG_SYSTEM, "code": tenant}]},
+    }
+
+
+def stamp_entries(body: bytes, tenant: str) -> bytes:
+    """A batch/transaction Bundle whose create and update entries carry the tenant tag, so what
+    the server creates from them is the tenant's. The body is re-serialised only if an entry was
+    stamped; a body that is not a Bundle is returned as it is (the pipeline refuses it). Entries
+    naming another tenant are left for the entry's own check to refuse."""
+    try:
+        bundle = json.loads(body)
+    except ValueError:
+        return body
+    if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
+        return body
+    entries = bundle.get("entry")
+    if not isinstance(entries, list):
+        return body
+    stamped = False
+    for entry in entries:
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if not isinstance(resource, dict) or "resourceType" not in resource:
+            continue
+        if tenant_of(resource) is not None or not _writes(entry.get("request")):
+            continue
+        entry["resource"] = with_tag(resource, tenant)
+        stamped = True
+    return json.dumps(bundle).encode() if stamped else body
+
+
+def _writes(request: Any) -> bool:
+    """Does a batch entry's request create or update its resource?"""
+    if not isinstance(request, dict):
+        return False
+    method, url = request.get("method"), request.get("url")
+    if method not in ("POST", "PUT") or not isinstance(url, str):
+        return False
+    path, _, query = url.partition("?")
+    try:
+        fhir = classify(method, f"/_/{path}", query, "/_")
+    except ClassifyError:
+        return False  # the pipeline refuses the entry
+    return fhir.interaction in _WRITES
 
 
 def tenant_of(resource: dict[str, Any]) -> str | None:
@@ -129,6 +179,8 @@ class TenantStage(Stage):
         tag = ("_tag", f"{TENANT_TAG_SYSTEM}|{tenant}")
         if fhir.interaction in _WRITES and ctx.body:
             ctx.body = stamp(ctx.body, tenant)
+        elif fhir.interaction is Interaction.BATCH and ctx.body:
+            ctx.body = stamp_entries(ctx.body, tenant)
         if fhir.interaction is Interaction.PATCH:
             check_patch(ctx.body, fhir.resource_type or "", tenant)
         if fhir.is_search and fhir.resource_type not in (None, "*"):

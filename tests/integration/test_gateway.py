@@ -345,7 +345,8 @@ async def test_c10_read_before_write(
     async with gateway(seeded, base_config) as gw:  # every control on: C10 refuses first
         refused(await gw.delete(f"/fhir/Appointment/{theirs}", headers=me), 403, "C10")
     kept = hapi.get(f"/Appointment/{theirs}", headers=FHIR).json()
-    assert kept["status"] == "booked" and kept["meta"]["tag"] == [tenant_tag_b()]
+    assert kept["status"] == "booked"
+    assert [t["code"] for t in kept["meta"]["tag"]] == ["tenant-b"]
     assert hapi.get(f"/Appointment/{nobodys}", headers=FHIR).json()["status"] == "booked"
     assert hapi.get(f"/Appointment/{mine}", headers=FHIR).json()["status"] == "arrived"
     async with gateway(seeded, policy(base_config, C08="off", C10="off")) as gw:
@@ -682,6 +683,55 @@ async def test_c08_transaction_with_urn_uuid_references(
     assert created["description"] == marker
     actors = [p["actor"]["reference"] for p in created["participant"]]
     assert actors == [f"Patient/{ME}"]  # HAPI resolved the urn:uuid to the patient
+
+
+# ---- C10: what a transaction creates is its tenant's ------------------------------------------
+async def test_c10_transaction_entries_are_stamped(
+    seeded: LabConfig, base_config: GatewayConfig, scheduler_token: Token, hapi: httpx.Client
+) -> None:
+    marker = f"c10-tx-{uuid.uuid4().hex[:8]}"
+    appointment = {
+        "resourceType": "Appointment",
+        "status": "proposed",
+        "description": marker,
+        "participant": [{"actor": {"reference": f"Patient/{ME}"}, "status": "needs-action"}],
+    }
+    transaction = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [{"resource": appointment, "request": {"method": "POST", "url": "Appointment"}}],
+    }
+    other_tenant = token_for(
+        seeded,
+        "shared-vendor",
+        "openid launch/patient patient/Patient.rs patient/Observation.rs",
+        user=TENANT_B_PATIENT,
+        tenant="tenant-b",
+    )
+    async with gateway(seeded, base_config) as gw:
+        done = await gw.post("/fhir", json=transaction, headers=bearer(scheduler_token))
+        assert done.status_code == 200, done.text
+        location = done.json()["entry"][0]["response"]["location"].split("/_history")[0]
+        # visible to its tenant, by id and by search
+        mine = await gw.get(f"/fhir/{location}", headers=bearer(scheduler_token))
+        assert mine.status_code == 200, mine.text
+        found = await gw.get(
+            "/fhir/Appointment", params={"patient": ME}, headers=bearer(scheduler_token)
+        )
+        assert location in {f"Appointment/{e['resource']['id']}" for e in found.json()["entry"]}
+    # invisible to the other tenant: C05 and C08 off, so C10 alone stands in the way
+    async with gateway(seeded, policy(base_config, C05="off", C08="off")) as gw:
+        theirs = bearer(other_tenant)
+        refused(await gw.get(f"/fhir/{location}", headers=theirs), 403, "C10")
+        search = await gw.get(
+            "/fhir/Appointment", params={"_id": location.split("/")[1]}, headers=theirs
+        )
+        assert search.status_code == 200 and not search.json().get("entry"), search.text
+    stored = hapi.get(f"/{location}", headers=FHIR).json()
+    assert stored["description"] == marker
+    assert [(t["system"], t["code"]) for t in stored["meta"]["tag"]] == [
+        ("https://fhirlab.dev/tenant", "tenant-a")
+    ]
 
 
 # ---- C06: FHIR AuditEvents in HAPI (policy audit.fhir_audit_events) ---------------------------

@@ -8,6 +8,8 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gateway.classify import classify
 from gateway.context import RequestContext
@@ -16,7 +18,13 @@ from gateway.denial import Denial
 from gateway.pipeline import Pipeline
 from gateway.scopes import parse_scopes
 from gateway.stages.compartment import CompartmentStage
-from gateway.stages.tenant import TENANT_TAG_SYSTEM, TenantStage, stamp, tenant_of
+from gateway.stages.tenant import (
+    TENANT_TAG_SYSTEM,
+    TenantStage,
+    stamp,
+    stamp_entries,
+    tenant_of,
+)
 from gateway.tokens import VerifiedToken
 
 
@@ -224,3 +232,104 @@ def test_c08_and_c10_share_one_read_of_the_stored_version() -> None:
     denial = asyncio.run(pipeline.run(ctx))
     assert denial is not None and denial.control == "C08"
     assert store.reads == [("Observation", "o1")] * 2
+
+
+# -- batch / transaction: each create and update entry is stamped in the Bundle sent upstream -----
+
+
+def entry(method: str, url: str, resource: dict[str, Any] | None = None) -> dict[str, Any]:
+    found: dict[str, Any] = {"request": {"method": method, "url": url}}
+    if resource is not None:
+        found["resource"] = resource
+    return found
+
+
+def test_write_entries_of_a_bundle_are_stamped() -> None:
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            entry("POST", "Patient", {"resourceType": "Patient", "meta": {"versionId": "1"}}),
+            entry("PUT", "Patient/p1", tagged("Patient", "p1", None)),
+            entry("PUT", "Patient?identifier=x", {"resourceType": "Patient"}),
+            entry("POST", "Patient", tagged("Patient", "own", "a")),
+            entry("POST", "Patient/$validate", {"resourceType": "Parameters"}),
+            entry("POST", "Patient/_search", {"resourceType": "Parameters"}),
+            entry("GET", "Patient/p1"),
+            entry("DELETE", "Patient/p2"),
+        ],
+    }
+    sent = json.loads(stamp_entries(json.dumps(bundle).encode(), "a"))
+    owners = [tenant_of(e.get("resource") or {}) for e in sent["entry"]]
+    assert owners == ["a", "a", "a", "a", None, None, None, None]
+    assert sent["entry"][0]["resource"]["meta"]["versionId"] == "1"
+    assert [e["request"] for e in sent["entry"]] == [e["request"] for e in bundle["entry"]]
+
+
+def test_a_bundle_with_nothing_to_stamp_is_forwarded_as_it_came() -> None:
+    body = json.dumps(
+        {"resourceType": "Bundle", "type": "batch", "entry": [entry("GET", "Patient/p1")]}
+    ).encode()
+    assert stamp_entries(body, "a") is body
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not json",
+        b"[1]",
+        b'{"resourceType": "Patient"}',
+        b'{"resourceType": "Bundle", "entry": {}}',
+        b'{"resourceType": "Bundle", "entry": [1, {"request": 2, "resource": {}}]}',
+    ],
+)
+def test_bodies_that_are_not_bundles_of_entries_pass_unchanged(body: bytes) -> None:
+    assert stamp_entries(body, "a") is body
+
+
+def test_an_entry_naming_another_tenant_is_left_to_its_own_check() -> None:
+    theirs = entry("POST", "Patient", tagged("Patient", "x", "b"))
+    body = json.dumps({"resourceType": "Bundle", "type": "batch", "entry": [theirs]}).encode()
+    assert stamp_entries(body, "a") is body
+    ctx = request("POST", "", body=body)
+    pipeline = Pipeline([TenantStage(STORE)], lambda _c: Mode.ENFORCE, "/fhir")
+    denial = asyncio.run(pipeline.run(ctx))
+    assert denial is not None and denial.control == "C10"
+    assert denial.reason.startswith("entry 0 (POST Patient): the resource names tenant b")
+
+
+def test_a_transaction_through_the_pipeline_goes_upstream_stamped() -> None:
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                **entry("POST", "Observation", {"resourceType": "Observation"}),
+                "fullUrl": "urn:uuid:1",
+            },
+            entry("GET", "Observation?code=x"),
+        ],
+    }
+    ctx = request("POST", "", body=bundle)
+    pipeline = Pipeline([TenantStage(STORE)], lambda _c: Mode.ENFORCE, "/fhir")
+    assert asyncio.run(pipeline.run(ctx)) is None
+    sent = json.loads(ctx.body or b"")
+    assert tenant_of(sent["entry"][0]["resource"]) == "a"
+    assert sent["entry"][0]["fullUrl"] == "urn:uuid:1"
+    # the search entry is narrowed to the tenant as well (pipeline rewrites its url)
+    assert sent["entry"][1]["request"]["url"].endswith(
+        "_tag=https%3A%2F%2Ffhirlab.dev%2Ftenant%7Ca"
+    )
+
+
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+        lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=5), c, max_size=3),
+        max_leaves=10,
+    )
+)
+def test_stamp_entries_stamps_only_what_it_must_on_any_json(value: Any) -> None:
+    body = json.dumps({"resourceType": "Bundle", "entry": value}).encode()
+    out = stamp_entries(body, "a")
+    assert out is body or json.loads(out)["entry"] != value
