@@ -788,6 +788,7 @@ async def test_metadata_per_client(
 
     async with gateway(seeded, base_config) as gw:
         public = (await gw.get("/fhir/metadata", headers=FHIR)).json()
+        xml = await gw.get("/fhir/metadata", headers={"Accept": "application/fhir+xml"})
         mine = await gw.get("/fhir/metadata", headers=bearer(scheduler_token))
         backend = (await gw.get("/fhir/metadata", headers=bearer(analytics))).json()
         refused(await gw.get("/fhir/metadata", headers=bearer("not.a.jwt")), 401, None)
@@ -803,5 +804,11 @@ async def test_metadata_per_client(
     assert "export" not in {o["name"] for o in mine.json()["rest"][0].get("operation", [])}
     assert set(resources(backend)) == {"Patient", "Group"}
     assert "export" in operations(resources(backend)["Group"])
-    # the links in it name the gateway, not HAPI
+    # the links in them name the gateway, not HAPI: the filtered ones and the public one
     assert seeded.hapi_base_url not in json.dumps(mine.json())
+    assert seeded.hapi_base_url not in json.dumps(public)
+    assert public["implementation"]["url"] == seeded.gateway_base_url
+    definitions = [o.get("definition", "") for o in public["rest"][0]["operation"]]
+    assert any(d.startswith(f"{seeded.gateway_base_url}/OperationDefinition/") for d in definitions)
+    assert seeded.hapi_base_url not in xml.text and seeded.gateway_base_url in xml.text
+    assert xml.headers["content-type"].startswith("application/fhir+xml")
