@@ -628,6 +628,35 @@ async def test_c08_read_before_write(
         assert hijack.status_code == 200, hijack.text
 
 
+# ---- C08: a patient may not link its Patient record to another patient -----------------------
+async def test_c08_patch_of_the_patient_must_leave_its_links_alone(
+    seeded: LabConfig, base_config: GatewayConfig, scheduler_token: Token, hapi: httpx.Client
+) -> None:
+    before = hapi.get(f"/Patient/{ME}", headers=FHIR).json()
+    json_patch = {**bearer(scheduler_token), "Content-Type": "application/json-patch+json"}
+    link = {"other": {"reference": f"Patient/{OTHER}"}, "type": "seealso"}
+    try:
+        # C05 off: no client profile may update Patient; this test is about C08
+        async with gateway(seeded, policy(base_config, C05="off")) as gw:
+            refused(
+                await gw.patch(
+                    f"/fhir/Patient/{ME}",
+                    json=[{"op": "add", "path": "/link", "value": [link]}],
+                    headers=json_patch,
+                ),
+                403,
+                "C08",
+            )
+            own = [{"op": "add", "path": "/active", "value": True}]
+            ok = await gw.patch(f"/fhir/Patient/{ME}", json=own, headers=json_patch)
+            assert ok.status_code == 200, ok.text
+        after = hapi.get(f"/Patient/{ME}", headers=FHIR).json()
+        assert "link" not in after and after["active"] is True
+    finally:  # the lab's patient as it was, whatever happened
+        restored = hapi.put(f"/Patient/{ME}", json=before, headers=FHIR)
+        assert restored.status_code == 200, restored.text
+
+
 # ---- C08: transactions that point at their own entries (urn:uuid) -----------------------------
 async def test_c08_transaction_with_urn_uuid_references(
     seeded: LabConfig, base_config: GatewayConfig, scheduler_token: Token, hapi: httpx.Client
