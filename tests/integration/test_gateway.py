@@ -745,9 +745,11 @@ async def test_c10_transaction_entries_are_stamped(
         mine = await gw.get(f"/fhir/{location}", headers=bearer(scheduler_token))
         assert mine.status_code == 200, mine.text
         found = await gw.get(
-            "/fhir/Appointment", params={"patient": ME}, headers=bearer(scheduler_token)
+            "/fhir/Appointment",
+            params={"patient": ME, "_id": location.split("/")[1]},
+            headers=bearer(scheduler_token),
         )
-        assert location in {f"Appointment/{e['resource']['id']}" for e in found.json()["entry"]}
+        assert [f"Appointment/{e['resource']['id']}" for e in found.json()["entry"]] == [location]
     # invisible to the other tenant: C05 and C08 off, so C10 alone stands in the way
     async with gateway(seeded, policy(base_config, C05="off", C08="off")) as gw:
         theirs = bearer(other_tenant)
