@@ -75,7 +75,7 @@ def build_stages(
         TokenStage(verifier, config.client_classes),
         RateLimitStage(policy.rate_limit),
         ClientPolicyStage(policy.client_policy),
-        TenantStage(),
+        TenantStage(current),
         ScopesStage(policy.client_policy),
         OperationsStage(policy.operations),
         CompartmentStage(current),
@@ -130,13 +130,18 @@ def create_app(
             jwks_ttl_s=policy.token.jwks_ttl_s,
             introspection_ttl_s=policy.token.introspection_ttl_s,
         )
-        current = HapiCurrentResources(upstream.client, upstream.base)  # C08 read-before-write
+        current = HapiCurrentResources(upstream.client, upstream.base)  # C08/C10 read-before-write
         stages = build_stages(config, verifier, current)
         pipeline = Pipeline(stages, mode_of(policy), settings.base_path)
-        if policy.token.enabled:
-            capabilities = ClientCapabilities(
-                verifier, upstream.client, upstream.base, policy.operations, settings.base_path
-            )
+        capabilities = ClientCapabilities(
+            verifier,
+            upstream.client,
+            upstream.base,
+            policy.operations,
+            settings.base_path,
+            per_client=policy.token.enabled,
+            public_base=config.public_base,
+        )
         if config.issuers:
             smart = SmartConfiguration(config.issuers[0], auth_http)
 
@@ -201,9 +206,8 @@ def create_app(
             except Denial as denial:
                 return denial_response(denial)
         if ctx.fhir.is_metadata:
-            if capabilities is not None and ctx.bearer:  # per client; anonymous: forwarded
-                host = request.headers.get("host", "")
-                return await capabilities.respond(ctx, host, request.url.scheme)
+            if capabilities is not None:  # per client with a token; else the public one
+                return await capabilities.respond(ctx, request)
             return await upstream.forward(request, ctx)
         denial = await pipeline.run(ctx)
         if denial is not None:

@@ -1,8 +1,11 @@
 """The CapabilityStatement a client sees: HAPI's, cut down to what its token may do.
 
-`GET [base]/metadata` without a token is the public statement, forwarded as it is (the cheap path:
-nothing parsed). With a bearer token the gateway verifies it (401 if it is not valid) and answers
-HAPI's statement filtered to the token's grants:
+`GET [base]/metadata` without a token is HAPI's whole statement, naming the gateway where HAPI
+names itself; it is cached (as JSON bytes, per public host), so the anonymous path parses nothing
+per request. A client asking for another format (XML) or with other parameters
+(`mode=terminology`) gets HAPI's answer, rewritten the same way, uncached. With a bearer token the
+gateway verifies it (401 if it is not valid) and answers HAPI's statement filtered to the token's
+grants:
 
 - a resource type stays if a granted scope covers one of its interactions, with only those
   interactions (`read`/`vread`/`history-*` need `r`, `search-type` `s`, `create` `c`, `update` and
@@ -13,9 +16,10 @@ HAPI's statement filtered to the token's grants:
   scopes (C04); other system-level operations and `search-system` / `history-system` need a
   wildcard grant; `batch` / `transaction` stay (their entries are checked one by one).
 
-HAPI's statement is fetched at most once per `ttl_s` per public host; HAPI's own base URL in it
-(`implementation.url`, operation definitions) is replaced by the gateway's; filtered statements
-are cached per grant.
+HAPI's statement is fetched at most once per `ttl_s` per public host (the last 16 hosts are kept:
+the Host header is the client's); HAPI's own base URL in it (`implementation.url`, operation
+definitions) is replaced by the gateway's; filtered statements are cached per grant. When the
+gateway does not check tokens, every client gets the public statement.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from collections import OrderedDict
 from typing import Any, Final
 
 import httpx
+from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.context import Finding, RequestContext
@@ -53,6 +58,8 @@ _PERMISSION: Final = {
 _SYSTEM_PERMISSION: Final = {"search-system": "s", "history-system": "r"}
 _EXPORT: Final = frozenset({"export", "export-poll-status"})
 _CACHED_GRANTS: Final = 256
+_CACHED_HOSTS: Final = 16
+_JSON_FORMATS: Final = frozenset({"json", "application/json", "application/fhir+json"})
 
 
 class Grants:
@@ -156,6 +163,9 @@ class ClientCapabilities:
         policy: OperationsPolicy,
         base_path: str = "/fhir",
         ttl_s: float = 60.0,
+        *,
+        per_client: bool = True,
+        public_base: str | None = None,
     ) -> None:
         self.verifier = verifier
         self.client = client
@@ -164,23 +174,36 @@ class ClientCapabilities:
         self.base_path = base_path
         self.policy = policy
         self.ttl_s = ttl_s
-        self._statements: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
+        self.per_client = per_client  # False when tokens are not checked: everyone is anonymous
+        self.public_base = public_base.rstrip("/") if public_base else None
+        # per public (host, proto): expiry, HAPI's statement, the public statement as JSON bytes
+        self._statements: OrderedDict[tuple[str, str], tuple[float, dict[str, Any], bytes]] = (
+            OrderedDict()
+        )
         self._filtered: OrderedDict[tuple[str, str, str, str], bytes] = OrderedDict()
         self._lock = asyncio.Lock()
 
     async def verify(self, bearer: str) -> VerifiedToken:
         return await self.verifier.verify(bearer)  # raises Denial (401, 503)
 
-    async def statement(self, host: str, proto: str) -> dict[str, Any]:
+    def gateway_base(self, host: str, proto: str) -> str | None:
+        """The FHIR base clients reach the gateway at (from their Host), else the configured."""
+        return f"{proto}://{host}{self.base_path}" if host else self.public_base
+
+    def rewrite(self, text: str, host: str, proto: str) -> str:
+        """`text` naming the gateway where HAPI names itself (implementation, definitions)."""
+        base = self.gateway_base(host, proto)
+        return text.replace(self.upstream, base) if base else text
+
+    async def _cached(self, host: str, proto: str) -> tuple[dict[str, Any], bytes]:
         key = (host, proto)
-        now = time.monotonic()
         cached = self._statements.get(key)
-        if cached is not None and cached[0] > now:
-            return cached[1]
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1], cached[2]
         async with self._lock:
             cached = self._statements.get(key)
             if cached is not None and cached[0] > time.monotonic():
-                return cached[1]
+                return cached[1], cached[2]
             headers = {"Accept": "application/fhir+json", "X-Forwarded-Proto": proto}
             if host:
                 headers["X-Forwarded-Host"] = host
@@ -191,9 +214,21 @@ class ClientCapabilities:
                 statement = None
             if not isinstance(statement, dict):
                 raise Denial(502, "the FHIR server did not give its CapabilityStatement")
-            self._statements[key] = (time.monotonic() + self.ttl_s, statement)
+            public = self.rewrite(json.dumps(statement), host, proto).encode()
+            self._statements[key] = (time.monotonic() + self.ttl_s, statement, public)
+            self._statements.move_to_end(key)
+            if len(self._statements) > _CACHED_HOSTS:  # Host is the client's to choose
+                self._statements.popitem(last=False)
             self._filtered.clear()  # a new statement: filtered copies are stale
-            return statement
+            return statement, public
+
+    async def statement(self, host: str, proto: str) -> dict[str, Any]:
+        """HAPI's statement as HAPI gives it (fetched at most once per `ttl_s` per host)."""
+        return (await self._cached(host, proto))[0]
+
+    async def public(self, host: str, proto: str) -> bytes:
+        """The anonymous (unfiltered) statement, naming the gateway, as JSON bytes (cached)."""
+        return (await self._cached(host, proto))[1]
 
     async def for_token(self, token: VerifiedToken, host: str, proto: str) -> bytes:
         """The filtered statement as JSON bytes (cached per grant)."""
@@ -202,21 +237,57 @@ class ClientCapabilities:
         body = self._filtered.get(key)
         if body is None:
             grants = Grants(token.scopes, token.client_id, self.policy)
-            text = json.dumps(filter_capabilities(statement, grants))
-            if host:  # HAPI names its own base in places (implementation, definitions)
-                text = text.replace(self.upstream, f"{proto}://{host}{self.base_path}")
-            body = text.encode()
+            body = self.rewrite(json.dumps(filter_capabilities(statement, grants)), host, proto)
+            body = body.encode()
             self._filtered[key] = body
             if len(self._filtered) > _CACHED_GRANTS:
                 self._filtered.popitem(last=False)
         return body
 
-    async def respond(self, ctx: RequestContext, host: str, proto: str) -> Response:
-        """The answer to `GET [base]/metadata` with a bearer token (always FHIR JSON)."""
+    async def respond(self, ctx: RequestContext, request: Request) -> Response:
+        """The answer to `GET [base]/metadata`: with a bearer token (and tokens checked) the
+        statement filtered to it, always FHIR JSON; without, the public one, cached when JSON
+        is asked for in the plain way (no parameters but `_format=json`), else HAPI's answer in
+        the format asked for, rewritten on the way."""
+        host, proto = request.headers.get("host", ""), request.url.scheme
         try:
-            ctx.token = await self.verify(ctx.bearer or "")
-            body = await self.for_token(ctx.token, host, proto)
+            if ctx.bearer and self.per_client:
+                ctx.token = await self.verify(ctx.bearer)
+                body = await self.for_token(ctx.token, host, proto)
+            elif _plain_json(ctx.fhir.params if ctx.fhir else (), request.headers.get("accept")):
+                body = await self.public(host, proto)
+            else:
+                return await self._forwarded(request, host, proto)
         except Denial as denial:
             ctx.findings.append(Finding(denial.control, "deny", denial.status, denial.reason))
             return denial_response(denial)
         return Response(body, status_code=200, media_type="application/fhir+json")
+
+    async def _forwarded(self, request: Request, host: str, proto: str) -> Response:
+        """HAPI's statement as the client asked for it (XML, `mode=terminology`, ...), not
+        cached: the rare case."""
+        query = request.url.query
+        headers = {"X-Forwarded-Proto": proto}
+        for name in ("accept", "accept-language"):
+            if name in request.headers:
+                headers[name] = request.headers[name]
+        if host:
+            headers["X-Forwarded-Host"] = host
+        try:
+            resp = await self.client.get(self.url + (f"?{query}" if query else ""), headers=headers)
+        except httpx.HTTPError as exc:
+            raise Denial(502, f"the FHIR server is unreachable ({type(exc).__name__})") from None
+        base = self.gateway_base(host, proto)
+        body = resp.content.replace(self.upstream.encode(), base.encode()) if base else resp.content
+        media = resp.headers.get("content-type")
+        return Response(body, status_code=resp.status_code, media_type=media)
+
+
+def _plain_json(params: tuple[tuple[str, str], ...], accept: str | None) -> bool:
+    """Does a `GET metadata` ask for the statement as the cache holds it (FHIR JSON, whole)?"""
+    if any(name != "_format" or value not in _JSON_FORMATS for name, value in params):
+        return False
+    if params:
+        return True  # `_format` overrides Accept
+    kinds = {part.split(";", 1)[0].strip().lower() for part in (accept or "").split(",")}
+    return not kinds - {"", "*/*"} or bool(kinds & _JSON_FORMATS)

@@ -47,6 +47,9 @@ class RequestContext:
     result_count: int | None = None
     status: int = 0
     simulated_time: float | None = None  # the lab's simulated clock (gateway/clock.py)
+    # Stored versions read from HAPI before a write by id (`gateway/current.py`), so the stages
+    # that check them (C08, C10) share one read; created on the first read.
+    stored: dict[tuple[str, str], dict[str, Any] | None] | None = None
 
     @property
     def params(self) -> Params:

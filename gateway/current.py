@@ -4,6 +4,8 @@ A patient-context token's `PUT Observation/x` carries this patient's content; wh
 belongs to another patient only the server knows. The compartment stage asks through
 `CurrentResources`, which uses the gateway's own pooled client to HAPI (credentials never go
 upstream; HAPI trusts the gateway). Fails closed: if HAPI cannot say, the write is refused (502).
+The tenant stage (C10) asks the same question of the same version: `stored_version` reads it once
+per request and keeps it on the request's context for the next stage that asks.
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ from typing import Any, Protocol
 
 import httpx
 
+from gateway.context import RequestContext
 from gateway.denial import Denial
 
-__all__ = ["CurrentResources", "HapiCurrentResources"]
+__all__ = ["CurrentResources", "HapiCurrentResources", "stored_version"]
 
 
 class CurrentResources(Protocol):
@@ -54,3 +57,17 @@ class HapiCurrentResources:
         if not isinstance(resource, dict) or resource.get("resourceType") != resource_type:
             raise Denial(502, f"{resource_type}/{resource_id} is not a {resource_type}")
         return resource
+
+
+async def stored_version(
+    ctx: RequestContext, current: CurrentResources, resource_type: str, resource_id: str
+) -> dict[str, Any] | None:
+    """The stored version of `resource_type/resource_id`, read at most once per request."""
+    key = (resource_type, resource_id)
+    if ctx.stored is None:
+        ctx.stored = {}
+    elif key in ctx.stored:
+        return ctx.stored[key]
+    resource = await current.read(resource_type, resource_id)
+    ctx.stored[key] = resource
+    return resource

@@ -21,10 +21,11 @@ own record) must name no other patient anywhere in it; an unknown type is refuse
 | system search, type or system history    | refused: cannot be narrowed to one patient (a HAPI    |
 |                                          | page, `[base]?_getpages=`, passes with the check)     |
 | create, update                           | the body must reference the patient (Patient: by id); |
-|                                          | update by id: the stored version too, if there is one |
+|                                          | a Patient must link to no other patient; update by    |
+|                                          | id: the stored version too, if there is one           |
 | patch, delete                            | `Patient/P`; other types by id: the stored version    |
-|                                          | must be the patient's, a patch must not touch patient |
-|                                          | references (no `_cascade`)                            |
+|                                          | must be the patient's; a patch must not touch patient |
+|                                          | references (`Patient/P`: `link`, `id`; no `_cascade`) |
 | conditional update, patch, delete        | refused: the match could be another patient's         |
 | `$export` (any level, and its polling)   | refused                                               |
 | `Patient/P/$op`, `Encounter/x/$everything` | allowed with the response check; other operations   |
@@ -45,7 +46,9 @@ Decisions where R4 leaves room:
   `gateway/current.py`): one that is not the patient's is refused, so an update cannot overwrite
   another patient's resource with this patient's content. An update of an id with no stored
   version creates it and is checked on its body. Patches (JSON Patch, FHIRPath Patch) must not
-  touch the elements that tie the resource to its patient. Without a reader (unit tests) patch
+  touch the elements that tie the resource to its patient; on `Patient/P` that is `link` (a
+  Patient linked to another patient is in that patient's compartment) and `id`. A Patient written
+  whole (create, update) may link to no patient but P. Without a reader (unit tests) patch
   and delete are refused outside `Patient/P` and update is checked on its body only.
 - A write needs its body: if the gateway did not buffer it (`ctx.body is None`), it is refused.
 - Binary is not in the R4 compartment and its content (an attachment, an export file) could be
@@ -78,7 +81,7 @@ from gateway.compartment import (
     references_patient,
 )
 from gateway.context import RequestContext, ResourceCheck
-from gateway.current import CurrentResources
+from gateway.current import CurrentResources, stored_version
 from gateway.denial import Denial, bad_request, forbidden
 from gateway.stages import Check, Stage
 
@@ -414,7 +417,7 @@ class _Confinement:
                 )
             if "_cascade" in fhir.param_names:  # HAPI deletes whatever references it, anyone's
                 raise self.refuse("cascades the delete to resources outside the compartment")
-            if fhir.interaction is Interaction.PATCH and resource_type != "Patient":
+            if fhir.interaction is Interaction.PATCH:
                 self.check_patch(resource_type)
             if by_id:
                 self.stored = (resource_type, fhir.resource_id or "")
@@ -424,6 +427,13 @@ class _Confinement:
             resource = {k: v for k, v in resource.items() if k != "id"}  # the server assigns it
         if not references_patient(resource, self.patient):
             raise self.refuse(f"sends {resource_type} content that does not reference the patient")
+        if resource_type == "Patient":
+            others = sorted(_linked_patients(resource) - {self.patient})
+            if others:
+                raise self.refuse(
+                    f"links the Patient to Patient/{others[0]}, which would put it in that "
+                    "patient's compartment"
+                )
         if by_id and fhir.interaction is Interaction.UPDATE and self.can_read_stored:
             self.stored = (resource_type, fhir.resource_id or "")
 
@@ -443,6 +453,8 @@ class _Confinement:
         """A patch must leave the patient references alone: it could otherwise move the
         patient's resource into another patient's compartment (or take it out of any)."""
         guarded = {p.split(".")[0] for p in patient_element_paths(resource_type)}
+        if resource_type == "Patient":
+            guarded.add("id")  # with `link`: what puts a Patient in a compartment
         if self.ctx.body is None:
             raise self.refuse("sends a body the gateway did not buffer, so it cannot check it")
         try:
@@ -459,8 +471,8 @@ class _Confinement:
         if hit:
             what = "the whole resource" if hit[0] == "" else f"{resource_type}.{hit[0]}"
             raise self.refuse(
-                f"patches {what}, which ties the resource to its patient; patches must leave "
-                "patient references alone"
+                f"patches {what}, which decides whose compartment the resource is in; patches "
+                "must leave patient references alone"
             )
 
     def body(self, resource_type: str) -> dict[str, Any]:
@@ -495,6 +507,19 @@ class _Confinement:
                 f"runs {fhir.operation} on {resource_type}/{fhir.resource_id}; the gateway cannot "
                 "tell whether that instance is the patient's before the operation runs"
             )
+
+
+def _linked_patients(patient: dict[str, Any]) -> set[str]:
+    """The patients a Patient resource's `link.other` points at."""
+    found: set[str] = set()
+    links = patient.get("link")
+    for link in links if isinstance(links, list) else []:
+        other = link.get("other") if isinstance(link, dict) else None
+        ref = other.get("reference") if isinstance(other, dict) else None
+        pid = patient_id_from_reference(ref) if isinstance(ref, str) else None
+        if pid is not None:
+            found.add(pid)
+    return found
 
 
 def _foreign_patients(resource: dict[str, Any], patient: str) -> set[str]:
@@ -623,4 +648,5 @@ class CompartmentStage(Stage):
         confinement = _Confinement(ctx, ctx.fhir, ctx.token.patient, self.current is not None)
         confinement.run()
         if confinement.stored is not None and self.current is not None:
-            confinement.check_stored(await self.current.read(*confinement.stored))
+            stored = await stored_version(ctx, self.current, *confinement.stored)
+            confinement.check_stored(stored)

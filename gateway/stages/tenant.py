@@ -4,7 +4,17 @@ The token's issuer (a tenant realm) names the tenant; the seeder tags every reso
 `meta.tag` `https://fhirlab.dev/tenant|<tenant>`. Searches are narrowed to the token's tenant with
 `_tag`, and every resource returned must carry the token's tenant tag: a resource of another
 tenant, or of none, is not returned. A resource written (create, update) is stamped with the
-token's tenant; one that names another tenant is refused.
+token's tenant; one that names another tenant is refused. In a batch or transaction, each create
+and update entry's resource is stamped in the Bundle that goes upstream (re-serialised only then),
+so what a transaction creates is the tenant's too.
+
+Writes by id (update, patch, delete) read the stored version first (read-before-write, through
+`gateway/current.py`, sharing the one read with C08): one that carries another tenant's tag, or
+none (untagged data belongs to no tenant, so no tenant's token may take it over), is refused. An
+update of an id with nothing stored creates it (stamped). A patch must not touch `meta` (where the
+tenant tag lives) nor replace the whole resource, and must be JSON (JSON Patch or FHIRPath Patch)
+for the gateway to check that. Conditional updates, patches and deletes are narrowed to the
+token's tenant with `_tag`, like searches: they can only match its own resources.
 """
 
 from __future__ import annotations
@@ -13,10 +23,12 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.classify import Interaction
+from gateway.classify import ClassifyError, FhirRequest, Interaction, classify
 from gateway.context import RequestContext
+from gateway.current import CurrentResources, stored_version
 from gateway.denial import Denial, forbidden
 from gateway.stages import Check, Stage
+from gateway.stages.compartment import patched_elements
 
 TENANT_TAG_SYSTEM = "https://fhirlab.dev/tenant"
 # Resource types that are about the server, not tenant data.
@@ -26,6 +38,9 @@ _UNTENANTED = frozenset(
 
 
 _WRITES = frozenset({Interaction.CREATE, Interaction.UPDATE})
+# Writes that change a stored resource: by id, checked on the stored version; conditional, narrowed.
+_CHANGES = frozenset({Interaction.UPDATE, Interaction.PATCH, Interaction.DELETE})
+_VERBS = {Interaction.UPDATE: "overwrite", Interaction.PATCH: "patch", Interaction.DELETE: "delete"}
 
 
 def stamp(body: bytes, tenant: str) -> bytes:
@@ -41,10 +56,58 @@ def stamp(body: bytes, tenant: str) -> bytes:
         return body
     if owner is not None:
         raise forbidden(f"the resource names tenant {owner}; this token is for {tenant}", "C10")
+    return json.dumps(with_tag(resource, tenant)).encode()
+
+
+def with_tag(resource: dict[str, Any], tenant: str) -> dict[str, Any]:
+    """`resource` with the tenant tag added to `meta.tag` (other tags kept)."""
     meta = resource.get("meta") if isinstance(resource.get("meta"), dict) else {}
     tags = [t for t in meta.get("tag") or [] if isinstance(t, dict)]
-    resource["meta"] = {**meta, "tag": [*tags, {"system": TENANT_TAG_SYSTEM, "code": tenant}]}
-    return json.dumps(resource).encode()
+    return {
+        **resource,
+        "meta": {**meta, "tag": [*tags, {"system": TENANT_TAG_SYSTEM, "code": tenant}]},
+    }
+
+
+def stamp_entries(body: bytes, tenant: str) -> bytes:
+    """A batch/transaction Bundle whose create and update entries carry the tenant tag, so what
+    the server creates from them is the tenant's. The body is re-serialised only if an entry was
+    stamped; a body that is not a Bundle is returned as it is (the pipeline refuses it). Entries
+    naming another tenant are left for the entry's own check to refuse."""
+    try:
+        bundle = json.loads(body)
+    except ValueError:
+        return body
+    if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
+        return body
+    entries = bundle.get("entry")
+    if not isinstance(entries, list):
+        return body
+    stamped = False
+    for entry in entries:
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if not isinstance(resource, dict) or "resourceType" not in resource:
+            continue
+        if tenant_of(resource) is not None or not _writes(entry.get("request")):
+            continue
+        entry["resource"] = with_tag(resource, tenant)
+        stamped = True
+    return json.dumps(bundle).encode() if stamped else body
+
+
+def _writes(request: Any) -> bool:
+    """Does a batch entry's request create or update its resource?"""
+    if not isinstance(request, dict):
+        return False
+    method, url = request.get("method"), request.get("url")
+    if method not in ("POST", "PUT") or not isinstance(url, str):
+        return False
+    path, _, query = url.partition("?")
+    try:
+        fhir = classify(method, f"/_/{path}", query, "/_")
+    except ClassifyError:
+        return False  # the pipeline refuses the entry
+    return fhir.interaction in _WRITES
 
 
 def tenant_of(resource: dict[str, Any]) -> str | None:
@@ -58,8 +121,52 @@ def tenant_of(resource: dict[str, Any]) -> str | None:
     return None
 
 
+def check_patch(body: bytes | None, resource_type: str, tenant: str) -> None:
+    """A patch must leave the tenant tag alone: no `meta`, no whole-resource replace."""
+    try:
+        touched = patched_elements(json.loads(body or b""), resource_type)
+    except ValueError:
+        touched = None
+    if touched is None:
+        raise forbidden(
+            "the gateway cannot read this patch to check that it keeps the resource in tenant "
+            f"{tenant}: only JSON Patch and FHIRPath Patch (JSON) are accepted",
+            "C10",
+        )
+    if touched & {"meta", ""}:
+        raise forbidden(
+            "patches meta (or the whole resource), where the tenant tag lives; patches must "
+            f"leave the resource in tenant {tenant}",
+            "C10",
+        )
+
+
+def check_stored(fhir: FhirRequest, stored: dict[str, Any] | None, tenant: str) -> None:
+    """The version a write by id would change must be this tenant's (None: nothing stored; an
+    update creates it, a patch or delete finds nothing and the server says so)."""
+    if stored is None:
+        return
+    rtype = stored.get("resourceType")
+    owner = tenant_of(stored)
+    if owner == tenant or (owner is None and rtype in _UNTENANTED):
+        return
+    whose = f"tenant {owner}" if owner else "no tenant"
+    raise forbidden(
+        f"{fhir.method} {fhir.resource_type}/{fhir.resource_id} would "
+        f"{_VERBS.get(fhir.interaction, 'change')} a resource of {whose}; this token is for "
+        f"{tenant}",
+        "C10",
+    )
+
+
 class TenantStage(Stage):
+    """C10. With `current` (stored resources, read from HAPI), updates, patches and deletes by
+    id are checked against the version they change; without it, on their body only."""
+
     name = "tenant"
+
+    def __init__(self, current: CurrentResources | None = None) -> None:
+        self.current = current
 
     def checks(self) -> list[tuple[str | None, Check]]:
         return [("C10", self.bind)]
@@ -67,11 +174,25 @@ class TenantStage(Stage):
     async def bind(self, ctx: RequestContext) -> None:
         if ctx.token is None or ctx.fhir is None:
             return
+        fhir = ctx.fhir
         tenant = ctx.token.tenant
-        if ctx.fhir.interaction in _WRITES and ctx.body:
+        tag = ("_tag", f"{TENANT_TAG_SYSTEM}|{tenant}")
+        if fhir.interaction in _WRITES and ctx.body:
             ctx.body = stamp(ctx.body, tenant)
-        if ctx.fhir.is_search and ctx.fhir.resource_type not in (None, "*"):
-            ctx.upstream_params = (*ctx.params, ("_tag", f"{TENANT_TAG_SYSTEM}|{tenant}"))
+        elif fhir.interaction is Interaction.BATCH and ctx.body:
+            ctx.body = stamp_entries(ctx.body, tenant)
+        if fhir.interaction is Interaction.PATCH:
+            check_patch(ctx.body, fhir.resource_type or "", tenant)
+        if fhir.is_search and fhir.resource_type not in (None, "*"):
+            ctx.upstream_params = (*ctx.params, tag)
+        elif fhir.interaction in _CHANGES and fhir.resource_type is not None:
+            if fhir.resource_id is None:  # conditional: match only this tenant's resources
+                ctx.upstream_params = (*ctx.params, tag)
+            elif self.current is not None:
+                stored = await stored_version(
+                    ctx, self.current, fhir.resource_type, fhir.resource_id
+                )
+                check_stored(fhir, stored, tenant)
 
         ctx.resource_checks.append(("C10", SameTenant(tenant)))
 

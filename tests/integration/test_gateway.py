@@ -297,6 +297,64 @@ async def test_c10_tenant_isolation(seeded: LabConfig, base_config: GatewayConfi
         assert leak.status_code == 200  # without C10 another tenant's record is returned
 
 
+async def test_c10_read_before_write(
+    seeded: LabConfig, base_config: GatewayConfig, scheduler_token: Token, hapi: httpx.Client
+) -> None:
+    """A write by id must change only the token's tenant's resources: another tenant's (or an
+    untagged) stored version is refused before the write goes."""
+    run = uuid.uuid4().hex[:8]
+    mine, theirs, nobodys = f"c10-{run}-a", f"c10-{run}-b", f"c10-{run}-none"
+    stored = {
+        mine: _appointment(mine, ME),
+        theirs: {**_appointment(theirs, TENANT_B_PATIENT), "meta": {"tag": [tenant_tag_b()]}},
+        nobodys: {**_appointment(nobodys, ME), "meta": {}},
+    }
+    for rid, resource in stored.items():
+        put = hapi.put(f"/Appointment/{rid}", json=resource, headers=FHIR)
+        assert put.status_code in (200, 201), put.text
+    me = bearer(scheduler_token)  # tenant-a
+    json_patch = {**me, "Content-Type": "application/json-patch+json"}
+    status = [{"op": "replace", "path": "/status", "value": "arrived"}]
+
+    def untagged(rid: str, patient: str) -> dict[str, Any]:
+        return {**_appointment(rid, patient, "cancelled"), "meta": {}}  # stamped by the gateway
+
+    # C08 off: a patient-context token is otherwise stopped by its compartment first
+    async with gateway(seeded, policy(base_config, C08="off")) as gw:
+        for rid in (theirs, nobodys):
+            refused(
+                await gw.put(f"/fhir/Appointment/{rid}", json=untagged(rid, ME), headers=me),
+                403,
+                "C10",
+            )
+            refused(
+                await gw.patch(f"/fhir/Appointment/{rid}", json=status, headers=json_patch),
+                403,
+                "C10",
+            )
+            refused(await gw.delete(f"/fhir/Appointment/{rid}", headers=me), 403, "C10")
+        # a patch that would move my appointment to the other tenant
+        retag = [{"op": "replace", "path": "/meta/tag/0/code", "value": "tenant-b"}]
+        refused(
+            await gw.patch(f"/fhir/Appointment/{mine}", json=retag, headers=json_patch), 403, "C10"
+        )
+        ok = await gw.put(f"/fhir/Appointment/{mine}", json=untagged(mine, ME), headers=me)
+        assert ok.status_code == 200, ok.text
+        patched = await gw.patch(f"/fhir/Appointment/{mine}", json=status, headers=json_patch)
+        assert patched.status_code == 200, patched.text
+    async with gateway(seeded, base_config) as gw:  # every control on: C10 refuses first
+        refused(await gw.delete(f"/fhir/Appointment/{theirs}", headers=me), 403, "C10")
+    kept = hapi.get(f"/Appointment/{theirs}", headers=FHIR).json()
+    assert kept["status"] == "booked"
+    assert [t["code"] for t in kept["meta"]["tag"]] == ["tenant-b"]
+    assert hapi.get(f"/Appointment/{nobodys}", headers=FHIR).json()["status"] == "booked"
+    assert hapi.get(f"/Appointment/{mine}", headers=FHIR).json()["status"] == "arrived"
+    async with gateway(seeded, policy(base_config, C08="off", C10="off")) as gw:
+        # without C10 the other tenant's appointment is overwritten: the check above stopped it
+        hijack = await gw.put(f"/fhir/Appointment/{theirs}", json=untagged(theirs, ME), headers=me)
+        assert hijack.status_code == 200, hijack.text
+
+
 # ---- C06: audit ---------------------------------------------------------------------------------
 async def test_c06_one_chained_audit_record_per_request(
     seeded: LabConfig, base_config: GatewayConfig, scheduler_token: Token, tmp_path: Path
@@ -513,6 +571,10 @@ def tenant_tag_a() -> dict[str, str]:
     return {"system": "https://fhirlab.dev/tenant", "code": "tenant-a"}
 
 
+def tenant_tag_b() -> dict[str, str]:
+    return {"system": "https://fhirlab.dev/tenant", "code": "tenant-b"}
+
+
 async def test_c08_read_before_write(
     seeded: LabConfig, base_config: GatewayConfig, scheduler_token: Token, hapi: httpx.Client
 ) -> None:
@@ -564,6 +626,35 @@ async def test_c08_read_before_write(
             f"/fhir/Appointment/{theirs}", json=_appointment(theirs, ME), headers=me
         )
         assert hijack.status_code == 200, hijack.text
+
+
+# ---- C08: a patient may not link its Patient record to another patient -----------------------
+async def test_c08_patch_of_the_patient_must_leave_its_links_alone(
+    seeded: LabConfig, base_config: GatewayConfig, scheduler_token: Token, hapi: httpx.Client
+) -> None:
+    before = hapi.get(f"/Patient/{ME}", headers=FHIR).json()
+    json_patch = {**bearer(scheduler_token), "Content-Type": "application/json-patch+json"}
+    link = {"other": {"reference": f"Patient/{OTHER}"}, "type": "seealso"}
+    try:
+        # C05 off: no client profile may update Patient; this test is about C08
+        async with gateway(seeded, policy(base_config, C05="off")) as gw:
+            refused(
+                await gw.patch(
+                    f"/fhir/Patient/{ME}",
+                    json=[{"op": "add", "path": "/link", "value": [link]}],
+                    headers=json_patch,
+                ),
+                403,
+                "C08",
+            )
+            own = [{"op": "add", "path": "/active", "value": True}]
+            ok = await gw.patch(f"/fhir/Patient/{ME}", json=own, headers=json_patch)
+            assert ok.status_code == 200, ok.text
+        after = hapi.get(f"/Patient/{ME}", headers=FHIR).json()
+        assert "link" not in after and after["active"] is True
+    finally:  # the lab's patient as it was, whatever happened
+        restored = hapi.put(f"/Patient/{ME}", json=before, headers=FHIR)
+        assert restored.status_code == 200, restored.text
 
 
 # ---- C08: transactions that point at their own entries (urn:uuid) -----------------------------
@@ -623,6 +714,57 @@ async def test_c08_transaction_with_urn_uuid_references(
     assert actors == [f"Patient/{ME}"]  # HAPI resolved the urn:uuid to the patient
 
 
+# ---- C10: what a transaction creates is its tenant's ------------------------------------------
+async def test_c10_transaction_entries_are_stamped(
+    seeded: LabConfig, base_config: GatewayConfig, scheduler_token: Token, hapi: httpx.Client
+) -> None:
+    marker = f"c10-tx-{uuid.uuid4().hex[:8]}"
+    appointment = {
+        "resourceType": "Appointment",
+        "status": "proposed",
+        "description": marker,
+        "participant": [{"actor": {"reference": f"Patient/{ME}"}, "status": "needs-action"}],
+    }
+    transaction = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [{"resource": appointment, "request": {"method": "POST", "url": "Appointment"}}],
+    }
+    other_tenant = token_for(
+        seeded,
+        "shared-vendor",
+        "openid launch/patient patient/Patient.rs patient/Observation.rs",
+        user=TENANT_B_PATIENT,
+        tenant="tenant-b",
+    )
+    async with gateway(seeded, base_config) as gw:
+        done = await gw.post("/fhir", json=transaction, headers=bearer(scheduler_token))
+        assert done.status_code == 200, done.text
+        location = done.json()["entry"][0]["response"]["location"].split("/_history")[0]
+        # visible to its tenant, by id and by search
+        mine = await gw.get(f"/fhir/{location}", headers=bearer(scheduler_token))
+        assert mine.status_code == 200, mine.text
+        found = await gw.get(
+            "/fhir/Appointment",
+            params={"patient": ME, "_id": location.split("/")[1]},
+            headers=bearer(scheduler_token),
+        )
+        assert [f"Appointment/{e['resource']['id']}" for e in found.json()["entry"]] == [location]
+    # invisible to the other tenant: C05 and C08 off, so C10 alone stands in the way
+    async with gateway(seeded, policy(base_config, C05="off", C08="off")) as gw:
+        theirs = bearer(other_tenant)
+        refused(await gw.get(f"/fhir/{location}", headers=theirs), 403, "C10")
+        search = await gw.get(
+            "/fhir/Appointment", params={"_id": location.split("/")[1]}, headers=theirs
+        )
+        assert search.status_code == 200 and not search.json().get("entry"), search.text
+    stored = hapi.get(f"/{location}", headers=FHIR).json()
+    assert stored["description"] == marker
+    assert [(t["system"], t["code"]) for t in stored["meta"]["tag"]] == [
+        ("https://fhirlab.dev/tenant", "tenant-a")
+    ]
+
+
 # ---- C06: FHIR AuditEvents in HAPI (policy audit.fhir_audit_events) ---------------------------
 async def test_c06_fhir_audit_events_reach_hapi(
     seeded: LabConfig, base_config: GatewayConfig, hapi: httpx.Client, tmp_path: Path
@@ -677,6 +819,7 @@ async def test_metadata_per_client(
 
     async with gateway(seeded, base_config) as gw:
         public = (await gw.get("/fhir/metadata", headers=FHIR)).json()
+        xml = await gw.get("/fhir/metadata", headers={"Accept": "application/fhir+xml"})
         mine = await gw.get("/fhir/metadata", headers=bearer(scheduler_token))
         backend = (await gw.get("/fhir/metadata", headers=bearer(analytics))).json()
         refused(await gw.get("/fhir/metadata", headers=bearer("not.a.jwt")), 401, None)
@@ -692,5 +835,11 @@ async def test_metadata_per_client(
     assert "export" not in {o["name"] for o in mine.json()["rest"][0].get("operation", [])}
     assert set(resources(backend)) == {"Patient", "Group"}
     assert "export" in operations(resources(backend)["Group"])
-    # the links in it name the gateway, not HAPI
+    # the links in them name the gateway, not HAPI: the filtered ones and the public one
     assert seeded.hapi_base_url not in json.dumps(mine.json())
+    assert seeded.hapi_base_url not in json.dumps(public)
+    assert public["implementation"]["url"] == seeded.gateway_base_url
+    definitions = [o.get("definition", "") for o in public["rest"][0]["operation"]]
+    assert any(d.startswith(f"{seeded.gateway_base_url}/OperationDefinition/") for d in definitions)
+    assert seeded.hapi_base_url not in xml.text and seeded.gateway_base_url in xml.text
+    assert xml.headers["content-type"].startswith("application/fhir+xml")

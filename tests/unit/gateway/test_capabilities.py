@@ -1,13 +1,22 @@
-"""The per-client CapabilityStatement: HAPI's, filtered to a token's grants."""
+"""The CapabilityStatement: HAPI's, filtered to a token's grants, or the public one; both name the
+gateway where HAPI names itself."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 from typing import Any
 
+import httpx
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from starlette.requests import Request
+from starlette.responses import Response
 
-from gateway.capabilities import Grants, filter_capabilities
+from gateway.capabilities import ClientCapabilities, Grants, _plain_json, filter_capabilities
+from gateway.classify import classify
+from gateway.context import RequestContext
 from gateway.policy import OperationsPolicy
 from gateway.scopes import parse_scopes
 
@@ -120,3 +129,162 @@ def test_filtering_never_adds(types_: list[str], perms: str, context: str) -> No
     for r in result["rest"][0]["resource"]:
         assert r["type"] in original and (r["type"] in types_ or "*" in types_)
         assert all(i in original[r["type"]]["interaction"] for i in r["interaction"])
+
+
+# -- the public statement: HAPI's base replaced by the gateway's, cached --------------------------
+
+HAPI = "http://127.0.0.1:8280/fhir"
+HAPI_STATEMENT: dict[str, Any] = {
+    **STATEMENT,
+    "implementation": {"description": "HAPI", "url": HAPI},
+    "rest": [
+        {
+            **STATEMENT["rest"][0],
+            "operation": [{"name": "meta", "definition": f"{HAPI}/OperationDefinition/meta"}],
+        }
+    ],
+}
+XML = f'<CapabilityStatement><implementation><url value="{HAPI}"/></implementation>'
+
+
+class Hapi:
+    """Stands in for HAPI's `GET metadata` (JSON, or XML when asked); counts the requests."""
+
+    def __init__(self) -> None:
+        self.requests: list[httpx.Request] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        if "xml" in request.headers.get("accept", "") or "_format=xml" in str(request.url):
+            return httpx.Response(200, text=XML, headers={"content-type": "application/fhir+xml"})
+        return httpx.Response(200, json=HAPI_STATEMENT)
+
+
+class NoVerifier:
+    async def verify(self, bearer: str) -> Any:
+        raise AssertionError("the public statement verifies no token")
+
+
+def capabilities(hapi: Hapi, per_client: bool = True) -> ClientCapabilities:
+    client = httpx.AsyncClient(transport=httpx.MockTransport(hapi))
+    return ClientCapabilities(
+        NoVerifier(),  # type: ignore[arg-type]
+        client,
+        HAPI,
+        POLICY,
+        per_client=per_client,
+        public_base="https://gw.example/fhir",
+    )
+
+
+def metadata(query: str = "", accept: str | None = None, bearer: str | None = None) -> Any:
+    headers = [(b"host", b"gw.local:8080")]
+    if accept is not None:
+        headers.append((b"accept", accept.encode()))
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/fhir/metadata",
+        "raw_path": b"/fhir/metadata",
+        "query_string": query.encode(),
+        "headers": headers,
+    }
+    ctx = RequestContext(
+        request_id="r",
+        method="GET",
+        raw_path="/fhir/metadata",
+        raw_query=query,
+        bearer=bearer,
+        fhir=classify("GET", "/fhir/metadata", query, "/fhir"),
+    )
+    return ctx, Request(scope)
+
+
+def answer(caps: ClientCapabilities, **kwargs: Any) -> Response:
+    ctx, request = metadata(**kwargs)
+    return asyncio.run(caps.respond(ctx, request))
+
+
+GATEWAY = "http://gw.local:8080/fhir"
+
+
+@pytest.mark.parametrize(
+    ("query", "accept"),
+    [
+        ("", None),
+        ("", "application/fhir+json"),
+        ("", "*/*"),
+        ("_format=json", "text/html"),
+        ("", "application/fhir+xml;q=0.9, application/json"),
+    ],
+)
+def test_the_public_statement_names_the_gateway_and_is_cached(query: str, accept: str) -> None:
+    hapi = Hapi()
+    caps = capabilities(hapi)
+    first = answer(caps, query=query, accept=accept)
+    again = answer(caps, query=query, accept=accept)
+    assert first.status_code == 200 and first.media_type == "application/fhir+json"
+    statement = json.loads(first.body)
+    assert statement["implementation"]["url"] == GATEWAY
+    assert statement["rest"][0]["operation"][0]["definition"] == (
+        f"{GATEWAY}/OperationDefinition/meta"
+    )
+    assert HAPI not in first.body.decode() and again.body == first.body
+    assert len(hapi.requests) == 1  # fetched once, served from the cache after
+    assert hapi.requests[0].headers["x-forwarded-host"] == "gw.local:8080"
+
+
+@pytest.mark.parametrize(
+    ("query", "accept"),
+    [("", "application/fhir+xml"), ("_format=xml", None), ("mode=terminology", None)],
+)
+def test_other_formats_and_parameters_are_forwarded_and_rewritten(
+    query: str, accept: str | None
+) -> None:
+    hapi = Hapi()
+    caps = capabilities(hapi)
+    for _ in range(2):
+        response = answer(caps, query=query, accept=accept)
+        assert response.status_code == 200 and HAPI not in response.body.decode()
+        assert GATEWAY in response.body.decode()
+    assert len(hapi.requests) == 2  # not cached: the rare case
+    assert hapi.requests[0].url.query.decode() == query
+
+
+def test_without_token_checks_a_bearer_gets_the_public_statement() -> None:
+    response = answer(capabilities(Hapi(), per_client=False), bearer="any.token.at-all")
+    assert json.loads(response.body)["implementation"]["url"] == GATEWAY
+
+
+def test_hosts_cached_are_bounded() -> None:
+    hapi = Hapi()
+    caps = capabilities(hapi)
+    for n in range(40):
+        asyncio.run(caps.public(f"h{n}", "http"))
+    assert len(caps._statements) <= 16
+    assert json.loads(asyncio.run(caps.public("", "https")))["implementation"]["url"] == (
+        "https://gw.example/fhir"  # no Host header: the configured public base
+    )
+
+
+def test_hapi_unreachable_is_a_502() -> None:
+    def down(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)
+
+    caps = ClientCapabilities(
+        NoVerifier(),  # type: ignore[arg-type]
+        httpx.AsyncClient(transport=httpx.MockTransport(down)),
+        HAPI,
+        POLICY,
+    )
+    assert answer(caps).status_code == 502
+    assert answer(caps, accept="application/fhir+xml").status_code == 502
+
+
+@given(st.lists(st.tuples(st.text(max_size=8), st.text(max_size=8)), max_size=3), st.text())
+def test_only_plain_json_requests_are_served_from_the_cache(
+    params: list[tuple[str, str]], accept: str
+) -> None:
+    if _plain_json(tuple(params), accept):
+        assert all(name == "_format" and "json" in value for name, value in params)

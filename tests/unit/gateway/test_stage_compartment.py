@@ -656,6 +656,60 @@ def test_a_patch_must_leave_the_patient_references_alone(patch: Any) -> None:
     assert store.reads == []
 
 
+LINK_TO_Q = {"other": {"reference": f"Patient/{Q}"}, "type": "seealso"}
+
+
+@pytest.mark.parametrize(
+    "patch",
+    [
+        [{"op": "add", "path": "/link", "value": [LINK_TO_Q]}],
+        [{"op": "add", "path": "/link/-", "value": LINK_TO_Q}],
+        [{"op": "replace", "path": "/link/0/other/reference", "value": f"Patient/{Q}"}],
+        [{"op": "copy", "from": "/generalPractitioner", "path": "/link"}],
+        [{"op": "replace", "path": "/id", "value": Q}],
+        [{"op": "replace", "path": "", "value": pat(P)}],
+        {
+            "resourceType": "Parameters",
+            "parameter": [
+                {
+                    "name": "operation",
+                    "part": [
+                        {"name": "type", "valueCode": "add"},
+                        {"name": "path", "valueString": "Patient"},
+                        {"name": "name", "valueString": "link"},
+                        {"name": "value", "valueReference": {"reference": f"Patient/{Q}"}},
+                    ],
+                }
+            ],
+        },
+    ],
+)
+def test_a_patch_of_the_patient_must_leave_its_links_alone(patch: Any) -> None:
+    denial = refused(request("PATCH", f"Patient/{P}", body=json.dumps(patch).encode()))
+    assert "decides whose compartment the resource is in" in denial.reason
+
+
+def test_a_patch_of_the_patients_own_details_passes() -> None:
+    telecom = [{"op": "add", "path": "/telecom/-", "value": {"system": "phone", "value": "1"}}]
+    allowed(request("PATCH", f"Patient/{P}", body=json.dumps(telecom).encode()))
+    assert "cannot read" in refused(request("PATCH", f"Patient/{P}", body=b"<xml/>")).reason
+
+
+def test_a_patient_written_whole_may_link_to_no_other_patient() -> None:
+    linked = {**pat(P), "link": [LINK_TO_Q]}
+    denial = refused(request("PUT", f"Patient/{P}", body=linked))
+    assert denial.reason.endswith(
+        f"links the Patient to Patient/{Q}, which would put it in that patient's compartment"
+    )
+    both = {
+        **pat("new"),
+        "link": [{"other": {"reference": f"Patient/{P}"}, "type": "seealso"}, LINK_TO_Q],
+    }
+    refused(request("POST", "Patient", body=both))
+    related = {"other": {"reference": "RelatedPerson/r1"}, "type": "seealso"}
+    allowed(request("PUT", f"Patient/{P}", body={**pat(P), "link": [related, "junk"]}))
+
+
 @pytest.mark.parametrize("body", [b"<xml/>", b'{"resourceType": "Observation"}', b"[1]"])
 def test_a_patch_the_gateway_cannot_read_is_refused(body: bytes) -> None:
     with pytest.raises(Denial):

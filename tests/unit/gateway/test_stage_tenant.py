@@ -1,13 +1,31 @@
-"""C10 on writes: the written resource is stamped with the token's tenant."""
+"""C10 on writes: the written resource is stamped with the token's tenant; a write by id must
+change only a resource of the token's tenant (read-before-write)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from gateway.classify import classify
+from gateway.context import RequestContext
+from gateway.controls import Mode
 from gateway.denial import Denial
-from gateway.stages.tenant import TENANT_TAG_SYSTEM, stamp, tenant_of
+from gateway.pipeline import Pipeline
+from gateway.scopes import parse_scopes
+from gateway.stages.compartment import CompartmentStage
+from gateway.stages.tenant import (
+    TENANT_TAG_SYSTEM,
+    TenantStage,
+    stamp,
+    stamp_entries,
+    tenant_of,
+)
+from gateway.tokens import VerifiedToken
 
 
 def test_untagged_resource_is_stamped_and_other_tags_kept() -> None:
@@ -38,3 +56,280 @@ def test_another_tenants_resource_is_refused() -> None:
 @pytest.mark.parametrize("body", [b"not json", b"[1, 2]", b'{"no": "type"}'])
 def test_non_resources_pass_unchanged(body: bytes) -> None:
     assert stamp(body, "a") == body
+
+
+# -- read-before-write: the stored version of a write by id must be this tenant's ----------------
+
+
+def tagged(rtype: str, rid: str, tenant: str | None) -> dict[str, Any]:
+    meta = {"tag": [{"system": TENANT_TAG_SYSTEM, "code": tenant}]} if tenant else {}
+    return {"resourceType": rtype, "id": rid, "meta": meta}
+
+
+def token(tenant: str = "a", patient: str | None = None) -> VerifiedToken:
+    return VerifiedToken(
+        token_id="t-1",
+        issuer=f"https://auth.example/realms/{tenant}",
+        tenant=tenant,
+        client_id="c",
+        subject="u",
+        scopes=parse_scopes("launch/patient patient/*.cruds system/*.cruds"),
+        patient=patient,
+        encounter=None,
+        issued_at=0,
+        expires_at=2**31,
+        jti=None,
+    )
+
+
+def request(
+    method: str, path: str, query: str = "", body: Any = None, patient: str | None = None
+) -> RequestContext:
+    raw = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
+    full = f"/fhir/{path}" if path else "/fhir"
+    return RequestContext(
+        request_id="r-1",
+        method=method,
+        raw_path=full,
+        raw_query=query,
+        body=raw,
+        fhir=classify(method, full, query, "/fhir"),
+        token=token(patient=patient),
+    )
+
+
+class Stored:
+    """Stored resources by (type, id), and the reads made."""
+
+    def __init__(self, *resources: dict[str, Any]) -> None:
+        self.resources = {(r["resourceType"], r["id"]): r for r in resources}
+        self.reads: list[tuple[str, str]] = []
+
+    async def read(self, resource_type: str, resource_id: str) -> dict[str, Any] | None:
+        self.reads.append((resource_type, resource_id))
+        return self.resources.get((resource_type, resource_id))
+
+
+STORE = Stored(
+    tagged("Patient", "mine", "a"),
+    tagged("Patient", "theirs", "b"),
+    tagged("Patient", "nobodys", None),
+    tagged("Binary", "bin", None),
+)
+STATUS_PATCH = [{"op": "replace", "path": "/active", "value": False}]
+
+
+def bind(ctx: RequestContext, store: Stored = STORE) -> RequestContext:
+    asyncio.run(TenantStage(store).bind(ctx))
+    return ctx
+
+
+def refused(ctx: RequestContext, store: Stored = STORE) -> Denial:
+    with pytest.raises(Denial) as caught:
+        bind(ctx, store)
+    assert caught.value.status == 403 and caught.value.control == "C10"
+    return caught.value
+
+
+@pytest.mark.parametrize(
+    ("method", "body"),
+    [("PUT", tagged("Patient", "theirs", None)), ("PATCH", STATUS_PATCH), ("DELETE", None)],
+)
+def test_write_by_id_of_another_tenants_resource_is_refused(method: str, body: Any) -> None:
+    denial = refused(request(method, "Patient/theirs", body=body))
+    verb = {"PUT": "overwrite", "PATCH": "patch", "DELETE": "delete"}[method]
+    assert denial.reason == (
+        f"{method} Patient/theirs would {verb} a resource of tenant b; this token is for a"
+    )
+
+
+@pytest.mark.parametrize("method", ["PUT", "PATCH", "DELETE"])
+def test_write_by_id_of_an_untagged_resource_is_refused(method: str) -> None:
+    body = {"PUT": tagged("Patient", "nobodys", None), "PATCH": STATUS_PATCH}.get(method)
+    assert (
+        "a resource of no tenant" in refused(request(method, "Patient/nobodys", body=body)).reason
+    )
+
+
+def test_write_by_id_of_own_or_unstored_resource_passes() -> None:
+    store = Stored(*STORE.resources.values())
+    bind(request("PUT", "Patient/mine", body=tagged("Patient", "mine", None)), store)
+    bind(request("PATCH", "Patient/mine", body=STATUS_PATCH), store)
+    bind(request("DELETE", "Patient/mine"), store)
+    created = bind(request("PUT", "Patient/new", body=tagged("Patient", "new", None)), store)
+    assert tenant_of(json.loads(created.body or b"")) == "a"  # an update that creates: stamped
+    bind(request("DELETE", "Binary/bin"), store)  # server-level types carry no tenant
+    assert store.reads == [("Patient", i) for i in ("mine", "mine", "mine", "new")] + [
+        ("Binary", "bin")
+    ]
+
+
+def test_a_body_naming_another_tenant_is_refused_without_a_read() -> None:
+    store = Stored(*STORE.resources.values())
+    refused(request("PUT", "Patient/mine", body=tagged("Patient", "mine", "b")), store)
+    assert store.reads == []
+
+
+def test_without_a_reader_writes_by_id_are_checked_on_their_body_only() -> None:
+    ctx = request("DELETE", "Patient/theirs")
+    asyncio.run(TenantStage().bind(ctx))
+    assert ctx.stored is None
+
+
+def test_conditional_writes_are_narrowed_to_the_tenant() -> None:
+    tag = ("_tag", f"{TENANT_TAG_SYSTEM}|a")
+    for method, body in (("PUT", tagged("Patient", "x", None)), ("DELETE", None)):
+        ctx = bind(request(method, "Patient", "identifier=x", body=body))
+        assert ctx.upstream_params == (("identifier", "x"), tag)
+    patched = bind(request("PATCH", "Patient", "identifier=x", body=STATUS_PATCH))
+    assert patched.upstream_params == (("identifier", "x"), tag)
+
+
+@pytest.mark.parametrize(
+    "patch",
+    [
+        [{"op": "replace", "path": "/meta/tag/0/code", "value": "b"}],
+        [{"op": "remove", "path": "/meta"}],
+        [{"op": "copy", "from": "/meta", "path": "/meta"}],
+        [{"op": "replace", "path": "", "value": {}}],
+        {
+            "resourceType": "Parameters",
+            "parameter": [
+                {
+                    "name": "operation",
+                    "part": [
+                        {"name": "type", "valueCode": "delete"},
+                        {"name": "path", "valueString": "Patient.meta.tag"},
+                    ],
+                }
+            ],
+        },
+    ],
+)
+def test_a_patch_must_leave_the_tenant_tag_alone(patch: Any) -> None:
+    assert (
+        "where the tenant tag lives" in refused(request("PATCH", "Patient/mine", body=patch)).reason
+    )
+
+
+@pytest.mark.parametrize("body", [b"<Parameters/>", b'{"resourceType": "Patient"}', b"\xff"])
+def test_a_patch_the_gateway_cannot_read_is_refused(body: bytes) -> None:
+    assert "cannot read this patch" in refused(request("PATCH", "Patient/mine", body=body)).reason
+
+
+def test_c08_and_c10_share_one_read_of_the_stored_version() -> None:
+    store = Stored({**tagged("Observation", "o1", "a"), "subject": {"reference": "Patient/p"}})
+    observation = {**tagged("Observation", "o1", None), "subject": {"reference": "Patient/p"}}
+    ctx = request("PUT", "Observation/o1", body=observation, patient="p")
+    pipeline = Pipeline(
+        [TenantStage(store), CompartmentStage(store)], lambda _c: Mode.ENFORCE, "/fhir"
+    )
+    assert asyncio.run(pipeline.run(ctx)) is None
+    assert store.reads == [("Observation", "o1")]
+    # the one read also refuses under C08 when the stored version is another patient's
+    store.resources["Observation", "o1"]["subject"] = {"reference": "Patient/q"}
+    ctx = request("DELETE", "Observation/o1", patient="p")
+    denial = asyncio.run(pipeline.run(ctx))
+    assert denial is not None and denial.control == "C08"
+    assert store.reads == [("Observation", "o1")] * 2
+
+
+# -- batch / transaction: each create and update entry is stamped in the Bundle sent upstream -----
+
+
+def entry(method: str, url: str, resource: dict[str, Any] | None = None) -> dict[str, Any]:
+    found: dict[str, Any] = {"request": {"method": method, "url": url}}
+    if resource is not None:
+        found["resource"] = resource
+    return found
+
+
+def test_write_entries_of_a_bundle_are_stamped() -> None:
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            entry("POST", "Patient", {"resourceType": "Patient", "meta": {"versionId": "1"}}),
+            entry("PUT", "Patient/p1", tagged("Patient", "p1", None)),
+            entry("PUT", "Patient?identifier=x", {"resourceType": "Patient"}),
+            entry("POST", "Patient", tagged("Patient", "own", "a")),
+            entry("POST", "Patient/$validate", {"resourceType": "Parameters"}),
+            entry("POST", "Patient/_search", {"resourceType": "Parameters"}),
+            entry("GET", "Patient/p1"),
+            entry("DELETE", "Patient/p2"),
+        ],
+    }
+    sent = json.loads(stamp_entries(json.dumps(bundle).encode(), "a"))
+    owners = [tenant_of(e.get("resource") or {}) for e in sent["entry"]]
+    assert owners == ["a", "a", "a", "a", None, None, None, None]
+    assert sent["entry"][0]["resource"]["meta"]["versionId"] == "1"
+    assert [e["request"] for e in sent["entry"]] == [e["request"] for e in bundle["entry"]]
+
+
+def test_a_bundle_with_nothing_to_stamp_is_forwarded_as_it_came() -> None:
+    body = json.dumps(
+        {"resourceType": "Bundle", "type": "batch", "entry": [entry("GET", "Patient/p1")]}
+    ).encode()
+    assert stamp_entries(body, "a") is body
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not json",
+        b"[1]",
+        b'{"resourceType": "Patient"}',
+        b'{"resourceType": "Bundle", "entry": {}}',
+        b'{"resourceType": "Bundle", "entry": [1, {"request": 2, "resource": {}}]}',
+    ],
+)
+def test_bodies_that_are_not_bundles_of_entries_pass_unchanged(body: bytes) -> None:
+    assert stamp_entries(body, "a") is body
+
+
+def test_an_entry_naming_another_tenant_is_left_to_its_own_check() -> None:
+    theirs = entry("POST", "Patient", tagged("Patient", "x", "b"))
+    body = json.dumps({"resourceType": "Bundle", "type": "batch", "entry": [theirs]}).encode()
+    assert stamp_entries(body, "a") is body
+    ctx = request("POST", "", body=body)
+    pipeline = Pipeline([TenantStage(STORE)], lambda _c: Mode.ENFORCE, "/fhir")
+    denial = asyncio.run(pipeline.run(ctx))
+    assert denial is not None and denial.control == "C10"
+    assert denial.reason.startswith("entry 0 (POST Patient): the resource names tenant b")
+
+
+def test_a_transaction_through_the_pipeline_goes_upstream_stamped() -> None:
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                **entry("POST", "Observation", {"resourceType": "Observation"}),
+                "fullUrl": "urn:uuid:1",
+            },
+            entry("GET", "Observation?code=x"),
+        ],
+    }
+    ctx = request("POST", "", body=bundle)
+    pipeline = Pipeline([TenantStage(STORE)], lambda _c: Mode.ENFORCE, "/fhir")
+    assert asyncio.run(pipeline.run(ctx)) is None
+    sent = json.loads(ctx.body or b"")
+    assert tenant_of(sent["entry"][0]["resource"]) == "a"
+    assert sent["entry"][0]["fullUrl"] == "urn:uuid:1"
+    # the search entry is narrowed to the tenant as well (pipeline rewrites its url)
+    assert sent["entry"][1]["request"]["url"].endswith(
+        "_tag=https%3A%2F%2Ffhirlab.dev%2Ftenant%7Ca"
+    )
+
+
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+        lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=5), c, max_size=3),
+        max_leaves=10,
+    )
+)
+def test_stamp_entries_stamps_only_what_it_must_on_any_json(value: Any) -> None:
+    body = json.dumps({"resourceType": "Bundle", "entry": value}).encode()
+    out = stamp_entries(body, "a")
+    assert out is body or json.loads(out)["entry"] != value
