@@ -39,7 +39,8 @@ def common_family(options: PopulationOptions) -> str:
     return names.most_common(1)[0][0]
 
 
-def _seed(cfg: LabConfig) -> tuple[PopulationOptions, int | None]:
+def seeded_population(cfg: LabConfig) -> tuple[PopulationOptions, int | None]:
+    """The seeded population's options, and how many of its patients have a portal login."""
     record = read_seed_record(cfg)
     if record is None:
         raise LabError(f"the lab at {cfg.home} is not seeded", "run `fhirlab seed` first")
@@ -132,7 +133,7 @@ def replay_library(
 ) -> tuple[list[ScenarioRun], dict[str, Any]]:
     """Replay the chosen scenarios (default: all) once; the runs and what they ran against."""
     chosen = _select(load_library(library), names)
-    options, logins = _seed(cfg)
+    options, logins = seeded_population(cfg)
     family = common_family(options)
     runs: list[ScenarioRun] = []
     with httpx.Client(timeout=60) as http:
