@@ -34,25 +34,26 @@ from locust.stats import PERCENTILES_TO_REPORT, StatsCSV, StatsCSVFileWriter
 
 from simulator.authserver.profiles import load_profiles
 from simulator.load.plan import build_plan
-from simulator.load.samples import Samples
+from simulator.load.samples import TOKEN, Samples
 from simulator.load.spec import LoadSpec
 from simulator.load.users import user_classes
 from simulator.scenarios import load_library
 from simulator.stack.config import load_config
 
 REPORT_KEY = "fhirlab_samples"
+GO_MESSAGE = "fhirlab_go"
 PROGRESS_INTERVAL_S = 1.0
 FINAL_REPORT_WAIT_S = 10.0
 
 log = logging.getLogger("fhirlab.load")
 
 
-def environment(spec: LoadSpec) -> Environment:
+def environment(spec: LoadSpec, go: Event) -> Environment:
     cfg = load_config()
     library = load_library(Path(spec.library) if spec.library else None)
     plan = build_plan(library, list(spec.scenarios), read_only=spec.read_only)
     profiles = load_profiles(cfg.repo / "keycloak" / "clients")
-    classes = user_classes(plan, cfg, profiles, spec.population, spec.host)
+    classes = user_classes(plan, cfg, profiles, spec.population, spec.host, go)
     return Environment(user_classes=list(classes), host=spec.host, stop_timeout=0)
 
 
@@ -77,13 +78,35 @@ def record_samples(env: Environment, samples: Samples) -> None:
     env.events.request.add_listener(on_request)
 
 
-def run_worker(spec: LoadSpec, env: Environment, samples: Samples) -> None:
+def run_worker(spec: LoadSpec, env: Environment, samples: Samples, go: Event) -> None:
     def on_report(client_id: str, data: dict[str, Any]) -> None:
         data[REPORT_KEY] = samples.drain().to_dict()
 
     env.events.report_to_master.add_listener(on_report)
     runner = env.create_worker_runner("127.0.0.1", int(spec.master_port or 0))
+    runner.register_message(GO_MESSAGE, lambda **_: go.set())
     runner.greenlet.join()
+
+
+def tokens_reported(runner: Runner) -> int:
+    """Token acquisitions so far (ok, denied or failed), all users together."""
+    return sum(e.num_requests for e in runner.stats.entries.values() if e.method == TOKEN)
+
+
+def wait_for_tokens(runner: Runner, spec: LoadSpec, stop: Event) -> None:
+    """Until every user has tried to get its token, or the login budget is spent."""
+    deadline = time.monotonic() + spec.login_budget_s
+    while tokens_reported(runner) < spec.users and time.monotonic() < deadline:
+        if stop.is_set():
+            return
+        gevent.sleep(0.1)
+    if tokens_reported(runner) < spec.users:
+        log.warning(
+            "%d of %d users got no token within %.0f s; the load starts without them",
+            spec.users - tokens_reported(runner),
+            spec.users,
+            spec.login_budget_s,
+        )
 
 
 def wait_for_workers(runner: MasterRunner, spec: LoadSpec, stop: Event) -> None:
@@ -100,11 +123,14 @@ def wait_for_workers(runner: MasterRunner, spec: LoadSpec, stop: Event) -> None:
 
 
 def progress(runner: Runner, started: list[float]) -> None:
-    """One JSON line per second on stdout; `elapsed` counts from the start of the users."""
+    """One JSON line per second on stdout; `elapsed` counts from the start of the measured
+    time (every user has its token)."""
     while True:
         total = runner.stats.total
         line = {
+            "phase": "load" if started else "login",
             "elapsed": round(time.monotonic() - started[0], 1) if started else 0.0,
+            "tokens": tokens_reported(runner),
             "users": runner.user_count,
             "requests": total.num_requests,
             "failures": total.num_failures,
@@ -124,7 +150,7 @@ def final_reports(runner: MasterRunner, reported: dict[str, float], since: float
     log.warning("some workers sent no final report; their last samples are missing")
 
 
-def run_main(spec: LoadSpec, role: str, env: Environment, samples: Samples) -> None:
+def run_main(spec: LoadSpec, role: str, env: Environment, samples: Samples, go: Event) -> None:
     stop = Event()
     gevent.signal_handler(signal.SIGTERM, stop.set)
     reported: dict[str, float] = {}
@@ -145,8 +171,12 @@ def run_main(spec: LoadSpec, role: str, env: Environment, samples: Samples) -> N
     started: list[float] = []
     greenlets = [gevent.spawn(writer.stats_writer), gevent.spawn(progress, runner, started)]
     if not stop.is_set():
-        started.append(time.monotonic())
         runner.start(spec.users, spawn_rate=spec.spawn_rate)
+        wait_for_tokens(runner, spec, stop)
+        started.append(time.monotonic())
+        go.set()
+        if isinstance(runner, MasterRunner):
+            runner.send_message(GO_MESSAGE)
         stop.wait(timeout=spec.seconds)
     stopped_at = time.monotonic()
     runner.stop()
@@ -179,13 +209,15 @@ def main(argv: list[str]) -> int:
         return 2
     spec = LoadSpec.read(Path(argv[0]))
     setup_logging("INFO")
-    env = environment(spec)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    go = Event()
+    env = environment(spec, go)
     samples = Samples()
     record_samples(env, samples)
     if argv[1] == "worker":
-        run_worker(spec, env, samples)
+        run_worker(spec, env, samples, go)
     else:
-        run_main(spec, argv[1], env, samples)
+        run_main(spec, argv[1], env, samples, go)
     return 0
 
 

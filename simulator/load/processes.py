@@ -23,7 +23,7 @@ from simulator.load.spec import LoadSpec
 from simulator.stack.errors import LabError
 
 MODULE = "simulator.load.locust_process"
-START_BUDGET_S = 90.0  # imports, the library, the workers connecting, the users' logins
+START_BUDGET_S = 60.0  # imports, the library, the workers connecting (logins: LoadSpec)
 STOP_GRACE_S = 20.0
 
 

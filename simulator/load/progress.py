@@ -74,6 +74,10 @@ class RichProgress:
     def update(self, status: dict[str, Any]) -> None:
         if self.task is None:
             return
+        if status.get("phase") == "login":
+            text = f"{status.get('users', 0):>3} users, {status.get('tokens', 0)} tokens obtained"
+            self.progress.update(self.task, completed=0, status=text)
+            return
         text = (
             f"{status.get('users', 0):>3} users  {status.get('requests', 0):>7} requests  "
             f"{status.get('rps', 0.0):>7.1f} rps"

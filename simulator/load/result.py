@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from simulator.load.matrix import OFF
-from simulator.load.stats import Totals, compared, ratio
+from simulator.load.stats import Totals, allowed_added_p50, compared, ratio
 
 LOAD_SCHEMA_VERSION = 1
 
@@ -20,6 +20,7 @@ class ConfigResult:
     totals: Totals
     audit_records: int | None = None  # None: no audit log (C06 off)
     alerts: int | None = None
+    alert_detectors: dict[str, int] = field(default_factory=dict)
     directory: str | None = None  # load/<config>/, relative to the run directory
 
     def to_dict(self, baseline: ConfigResult | None = None) -> dict[str, Any]:
@@ -27,10 +28,13 @@ class ConfigResult:
         vs_off = None
         if baseline is not None:
             b = baseline.totals
+            names, added = allowed_added_p50(t.by_request, b.by_request)
             vs_off = {
                 "rps_ratio": ratio(t.rps, b.rps),
                 "added_p50_ms": compared(t.p50_ms, b.p50_ms),
                 "added_p99_ms": compared(t.p99_ms, b.p99_ms),
+                "allowed_names": names,
+                "allowed_added_p50_ms": added,
             }
         return {
             "name": self.name,
@@ -46,6 +50,7 @@ class ConfigResult:
             "by_request": [r.to_dict() for r in t.by_request],
             "audit_records": self.audit_records,
             "alerts": self.alerts,
+            "alert_detectors": self.alert_detectors,
             "vs_off": vs_off,
             "directory": self.directory,
         }

@@ -14,11 +14,13 @@ import os
 import random
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
+from gateway.audit_sink import ALERTS_FILE, AUDIT_FILE
 from simulator.authserver.apply import apply_profiles
 from simulator.authserver.profiles import load_profiles
 from simulator.cli.run_cmd import common_family, seeded_population
@@ -98,23 +100,20 @@ def check_up(cfg: LabConfig) -> None:
         ) from exc
 
 
-def count_lines(path: Path, kind: str | None = None) -> int | None:
-    """Lines of a JSONL file (only those with `"kind": kind` if given); None if it is absent."""
+def tally(path: Path, key: str) -> Counter[str] | None:
+    """How often each value of `key` occurs in a JSONL file; None if the file is absent."""
     if not path.exists():
         return None
-    count = 0
+    counts: Counter[str] = Counter()
     with path.open(encoding="utf-8") as handle:
         for line in handle:
-            if not line.strip():
-                continue
-            if kind is None:
-                count += 1
-                continue
             try:
-                count += json.loads(line).get("kind") == kind
-            except (ValueError, AttributeError):
+                item = json.loads(line)
+            except ValueError:
                 continue
-    return count
+            if isinstance(item, dict):
+                counts[str(item.get(key))] += 1
+    return counts
 
 
 def run_configuration(
@@ -150,20 +149,23 @@ def run_configuration(
         spec_path = spec.write(directory / "locust-spec.json")
         env = lab_environment(cfg)
         with locust_processes(spec, spec_path, directory, env) as (main, lines):
-            code = wait_for(main, lines, START_BUDGET_S + options.seconds, progress.update)
+            budget = START_BUDGET_S + spec.worker_wait_s + spec.login_budget_s + options.seconds
+            code = wait_for(main, lines, budget, progress.update)
         if code != 0 or not samples_path.exists():
             raise LabError(
                 f"the Locust process of configuration {config.name!r} failed (exit {code})",
                 f"see {directory / 'locust.log'}",
             )
     samples = Samples.from_dict(json.loads(samples_path.read_text(encoding="utf-8")))
-    audit = directory / "audit"
+    kinds = tally(directory / "audit" / AUDIT_FILE, "kind")
+    detectors = tally(directory / "audit" / ALERTS_FILE, "detector")
     return ConfigResult(
         name=config.name,
         controls=config.controls,
         totals=summarize(samples),
-        audit_records=count_lines(audit / "audit.jsonl", "request"),
-        alerts=count_lines(audit / "alerts.jsonl"),
+        audit_records=None if kinds is None else kinds["request"],
+        alerts=None if detectors is None else sum(detectors.values()),
+        alert_detectors=dict(sorted((detectors or {}).items())),
         directory=str(directory.relative_to(run_dir)),
     )
 

@@ -49,6 +49,7 @@ class LoadSpec:
     samples_path: str  # raw response times (simulator.load.samples)
     master_port: int | None = None
     worker_wait_s: float = 60.0  # the master's wait for its workers to connect
+    login_budget_s: float = 120.0  # the wait for every user's token before the measured time
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -122,3 +122,33 @@ def ratio(value: float | None, baseline: float | None) -> float | None:
     if value is None or not baseline:
         return None
     return round(value / baseline, DECIMALS)
+
+
+def allowed_added_p50(
+    rows: Sequence[RequestStats], baseline: Sequence[RequestStats]
+) -> tuple[int, float | None]:
+    """The added p50 on the same work: over the FHIR request names that were served in both
+    runs without a denial or a failure, the median of (p50 - baseline p50); and how many names.
+    A configuration that refuses requests does less work upstream, so its overall p50 may drop;
+    this compares only what both let through."""
+    base = {(r.method, r.name): r for r in baseline if _served(r)}
+    deltas = sorted(
+        r.p50_ms - base[(r.method, r.name)].p50_ms  # type: ignore[operator]
+        for r in rows
+        if _served(r) and (r.method, r.name) in base
+    )
+    if not deltas:
+        return 0, None
+    middle = len(deltas) // 2
+    median = deltas[middle] if len(deltas) % 2 else (deltas[middle - 1] + deltas[middle]) / 2
+    return len(deltas), round(median, DECIMALS)
+
+
+def _served(row: RequestStats) -> bool:
+    return (
+        row.method != TOKEN
+        and row.requests > 0
+        and row.denied == 0
+        and row.failures == 0
+        and row.p50_ms is not None
+    )

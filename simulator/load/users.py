@@ -2,7 +2,9 @@
 
 Each virtual user draws its own parameters from the seeded population, obtains its token in
 `on_start` through the scenario's real SMART flow (reported as a `TOKEN` request named after the
-scenario), then runs the scenario's tasks by weight, without think time. A response is judged
+scenario), waits until every user has its token (the `go` event: the measured time starts then,
+so that slow logins do not eat into it), then runs the scenario's tasks by weight, without think
+time. A response is judged
 once (`simulator.load.outcome`): a policy refusal is reported as a success to Locust and marked
 `denied` in the request's context, so the raw-sample listener can count it.
 """
@@ -18,6 +20,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 from urllib.parse import quote, urlencode
 
+from gevent.event import Event
 from locust import FastHttpUser, constant
 from locust.exception import StopUser
 
@@ -51,6 +54,7 @@ class ScenarioUser(FastHttpUser):
     profile: ClassVar[ClientProfile]
     population: ClassVar[Population]
     numbering: ClassVar[itertools.count[int]]
+    go: ClassVar[Event]  # set when every user has its token: the measured time starts
 
     def on_start(self) -> None:
         self.number = next(self.numbering)
@@ -58,6 +62,7 @@ class ScenarioUser(FastHttpUser):
         self.token: Token | None = None
         self.walks: dict[str, tuple[str, int]] = {}  # task name -> (next url, pages walked)
         self._renew()
+        self.go.wait()
 
     # ---- the token --------------------------------------------------------------------
     def _bindings(self) -> Bindings:
@@ -206,8 +211,10 @@ def user_classes(
     profiles: dict[str, ClientProfile],
     population: Population,
     host: str,
+    go: Event,
 ) -> list[type[ScenarioUser]]:
-    """One user class per scenario of the plan, weighted by the scenario's load weight."""
+    """One user class per scenario of the plan, weighted by the scenario's load weight; the
+    users wait for `go` between obtaining their token and their first request."""
     classes: list[type[ScenarioUser]] = []
     for load in plan.scenarios:
         tasks: dict[Any, int] = {}
@@ -225,6 +232,7 @@ def user_classes(
             "profile": profiles[load.scenario.client],
             "population": population,
             "numbering": itertools.count(),
+            "go": go,
         }
         classes.append(type(_class_name(load.name), (ScenarioUser,), attrs))
     return classes

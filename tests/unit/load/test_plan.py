@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from simulator.load.plan import TaskKind, build_plan, scenario_load
-from simulator.scenarios import Scenario, load_library, load_scenario
+from simulator.scenarios import Scenario, load_library, load_scenario, validate
 from simulator.stack.errors import LabError
 
 MIXED = """\
@@ -127,3 +127,12 @@ def test_a_plan_with_nothing_to_run_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(LabError) as caught:
         build_plan({"export-only": only_export})
     assert "no step runs under load" in caught.value.message
+
+
+def test_the_load_block_is_validated_with_line_and_field(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(MIXED.format(name="bad", load="load: {weight: 0, teleport: 1}\n"))
+    found = {p.field: p for p in validate(path)}
+    assert set(found) == {"load.weight", "load.teleport"}
+    last = len(path.read_text().splitlines())
+    assert found["load.weight"].line == found["load.teleport"].line == last
