@@ -40,6 +40,10 @@ def load(
     workers: Annotated[
         int, typer.Option(help="Locust worker processes (0: one local process)")
     ] = 0,
+    pace: Annotated[
+        float,
+        typer.Option(help="requests per second per user (0: back to back, no think time)"),
+    ] = 0.0,
     rate_limit: Annotated[
         bool, typer.Option(help="keep the gateway's rate limiter on (refusals count as denied)")
     ] = False,
@@ -59,6 +63,7 @@ def load(
         users=users,
         spawn_rate=spawn_rate,
         workers=workers,
+        pace=pace,
         matrix=tuple(parse_matrix(matrix)),
         scenarios=tuple(scenarios) if scenarios else None,
         library=library,

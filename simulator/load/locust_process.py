@@ -53,7 +53,7 @@ def environment(spec: LoadSpec, go: Event) -> Environment:
     library = load_library(Path(spec.library) if spec.library else None)
     plan = build_plan(library, list(spec.scenarios), read_only=spec.read_only)
     profiles = load_profiles(cfg.repo / "keycloak" / "clients")
-    classes = user_classes(plan, cfg, profiles, spec.population, spec.host, go)
+    classes = user_classes(plan, cfg, profiles, spec.population, spec.host, go, spec.pace)
     return Environment(user_classes=list(classes), host=spec.host, stop_timeout=0)
 
 
@@ -140,11 +140,12 @@ def progress(runner: Runner, started: list[float]) -> None:
         gevent.sleep(PROGRESS_INTERVAL_S)
 
 
-def final_reports(runner: MasterRunner, reported: dict[str, float], since: float) -> None:
-    """After stopping, wait until every worker has reported once more (its last samples)."""
+def final_reports(reported: dict[str, float], since: float, workers: int) -> None:
+    """After the users stopped, wait until every worker has reported once more: that report
+    carries its last samples."""
     deadline = time.monotonic() + FINAL_REPORT_WAIT_S
     while time.monotonic() < deadline:
-        if all(reported.get(c.id, 0.0) > since for c in runner.clients.values()):
+        if len(reported) >= workers and all(at > since for at in reported.values()):
             return
         gevent.sleep(0.2)
     log.warning("some workers sent no final report; their last samples are missing")
@@ -178,10 +179,10 @@ def run_main(spec: LoadSpec, role: str, env: Environment, samples: Samples, go: 
         if isinstance(runner, MasterRunner):
             runner.send_message(GO_MESSAGE)
         stop.wait(timeout=spec.seconds)
-    stopped_at = time.monotonic()
     runner.stop()
+    stopped_at = time.monotonic()  # the workers' users have stopped: their next report is last
     if isinstance(runner, MasterRunner):
-        final_reports(runner, reported, stopped_at)
+        final_reports(reported, stopped_at, spec.workers)
     runner.quit()
     gevent.killall(greenlets)
     writer.close_files()

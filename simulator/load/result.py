@@ -42,7 +42,9 @@ class ConfigResult:
             "requests": t.requests,
             "failures": t.failures,
             "denied": t.denied,
+            "served": t.served,
             "rps": t.rps,
+            "served_rps": t.served_rps,
             "p50_ms": t.p50_ms,
             "p95_ms": t.p95_ms,
             "p99_ms": t.p99_ms,
@@ -72,6 +74,7 @@ class LoadResult:
     read_only: bool = False
     load_average: list[float] = field(default_factory=list)  # 1-min load before, after the run
     interrupted: bool = False
+    pace: float = 0.0  # requests per second per user; 0: back to back
 
     @property
     def baseline(self) -> ConfigResult | None:
@@ -86,6 +89,7 @@ class LoadResult:
             "users": self.users,
             "spawn_rate": self.spawn_rate,
             "workers": self.workers,
+            "pace": self.pace,
             "rate_limit": self.rate_limit,
             "read_only": self.read_only,
             "load_average": self.load_average,

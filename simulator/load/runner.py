@@ -49,6 +49,7 @@ class LoadOptions:
     users: int | None = None  # None: the plan's total scenario weight (one user per share)
     spawn_rate: float | None = None  # users started per second; None: all within a second
     workers: int = 0  # 0: one local Locust process; N: a master and N workers
+    pace: float = 0.0  # requests per second per user (0: back to back, the closed loop)
     matrix: tuple[Configuration, ...] = field(default_factory=lambda: tuple(full_matrix()))
     scenarios: tuple[str, ...] | None = None  # None: every scenario with load enabled
     library: Path | None = None
@@ -66,6 +67,8 @@ class LoadOptions:
             raise LabError(f"--spawn-rate {self.spawn_rate:g} must be positive", "e.g. 5")
         if not 0 <= self.workers <= MAX_WORKERS:
             raise LabError(f"--workers {self.workers} is out of range", f"give 0..{MAX_WORKERS}")
+        if self.pace < 0:
+            raise LabError(f"--pace {self.pace:g} must not be negative", "e.g. 5, or 0")
         if not self.matrix:
             raise LabError("the controls matrix is empty", "e.g. --matrix off,all")
 
@@ -141,6 +144,7 @@ def run_configuration(
             spawn_rate=options.spawn_rate or float(users),
             seconds=options.seconds,
             workers=options.workers,
+            pace=options.pace,
             population=pop,
             csv_prefix=str(directory / "locust"),
             samples_path=str(samples_path),
@@ -203,6 +207,7 @@ def run_matrix(
         users=users,
         spawn_rate=options.spawn_rate or float(users),
         workers=options.workers,
+        pace=options.pace,
         scenarios=[{"name": s.name, "weight": s.weight} for s in plan.scenarios],
         left_out=[{"name": n, "why": why} for n, why in plan.left_out],
         rate_limit=options.rate_limit,

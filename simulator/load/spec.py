@@ -47,6 +47,7 @@ class LoadSpec:
     population: Population
     csv_prefix: str  # Locust's CSVs: <prefix>_stats.csv, ...
     samples_path: str  # raw response times (simulator.load.samples)
+    pace: float = 0.0  # requests per second per user; 0: no think time
     master_port: int | None = None
     worker_wait_s: float = 60.0  # the master's wait for its workers to connect
     login_budget_s: float = 120.0  # the wait for every user's token before the measured time

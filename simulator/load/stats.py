@@ -68,6 +68,15 @@ class Totals:
     window_s: float
     by_request: tuple[RequestStats, ...]
 
+    @property
+    def served(self) -> int:
+        """Requests neither denied nor failed: the work that reached the FHIR server."""
+        return self.requests - self.denied - self.failures
+
+    @property
+    def served_rps(self) -> float | None:
+        return rate(self.served, self.window_s)
+
 
 def request_stats(method: str, name: str, series: Series, window_s: float) -> RequestStats:
     times = series.times()

@@ -3,8 +3,8 @@
 Each virtual user draws its own parameters from the seeded population, obtains its token in
 `on_start` through the scenario's real SMART flow (reported as a `TOKEN` request named after the
 scenario), waits until every user has its token (the `go` event: the measured time starts then,
-so that slow logins do not eat into it), then runs the scenario's tasks by weight, without think
-time. A response is judged
+so that slow logins do not eat into it), then runs the scenario's tasks by weight, back to back
+or at a fixed pace per user. A response is judged
 once (`simulator.load.outcome`): a policy refusal is reported as a success to Locust and marked
 `denied` in the request's context, so the raw-sample listener can count it.
 """
@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 from urllib.parse import quote, urlencode
 
 from gevent.event import Event
-from locust import FastHttpUser, constant
+from locust import FastHttpUser, constant, constant_throughput
 from locust.exception import StopUser
 
 from simulator.authserver.profiles import ClientProfile
@@ -212,9 +212,11 @@ def user_classes(
     population: Population,
     host: str,
     go: Event,
+    pace: float = 0.0,
 ) -> list[type[ScenarioUser]]:
     """One user class per scenario of the plan, weighted by the scenario's load weight; the
-    users wait for `go` between obtaining their token and their first request."""
+    users wait for `go` between obtaining their token and their first request. `pace` > 0:
+    each user sends at most that many requests per second (0: back to back)."""
     classes: list[type[ScenarioUser]] = []
     for load in plan.scenarios:
         tasks: dict[Any, int] = {}
@@ -225,6 +227,7 @@ def user_classes(
             "__module__": __name__,
             "abstract": False,
             "weight": load.weight,
+            "wait_time": constant_throughput(pace) if pace > 0 else constant(0),
             "host": host,
             "tasks": tasks,
             "load": load,
