@@ -5,7 +5,7 @@ Each virtual user draws its own parameters from the seeded population, obtains i
 scenario), waits until every user has its token (the `go` event: the measured time starts then,
 so that slow logins do not eat into it), then runs the scenario's tasks by weight, back to back
 or at a fixed pace per user. A response is judged
-once (`simulator.load.outcome`): a policy refusal is reported as a success to Locust and marked
+once (`simulator.load.responses`): a policy refusal is reported as a success to Locust and marked
 `denied` in the request's context, so the raw-sample listener can count it.
 """
 
@@ -14,7 +14,6 @@ from __future__ import annotations
 import itertools
 import json
 import random
-import re
 import time
 from collections.abc import Callable
 from typing import Any, ClassVar
@@ -25,8 +24,8 @@ from locust import FastHttpUser, constant, constant_throughput
 from locust.exception import StopUser
 
 from simulator.authserver.profiles import ClientProfile
-from simulator.load.outcome import Outcome, classify
 from simulator.load.plan import LoadPlan, LoadTask, ScenarioLoad, TaskKind
+from simulator.load.responses import Outcome, classify, next_page
 from simulator.load.samples import TOKEN
 from simulator.load.spec import Population
 from simulator.replay.credentials import obtain
@@ -37,7 +36,6 @@ from simulator.stack.config import LabConfig
 FHIR_JSON = "application/fhir+json"
 RENEW_BEFORE_S = 15.0  # obtain a new token this long before the current one expires
 URL_SAFE = "/?&=:,$|*_.~-()'!+@;%"
-_NEXT = re.compile(rb'"relation"\s*:\s*"next"\s*,\s*"url"\s*:\s*"([^"]+)"')
 
 
 class TokenError(Exception):
@@ -192,10 +190,9 @@ def page_walk_task(task: LoadTask) -> Callable[[ScenarioUser], None]:
             name, pages = task.name, 0
         else:
             (url, pages), name = walked, task.next_page_name
-        body = user.send("GET", url, name)
-        following = _NEXT.search(body) if body else None
+        following = next_page(user.send("GET", url, name))
         if following:
-            user.walks[task.name] = (following.group(1).decode(), pages + 1)
+            user.walks[task.name] = (following, pages + 1)
 
     run.__name__ = task.name
     return run

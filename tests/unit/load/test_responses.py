@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from simulator.load.outcome import Outcome, classify
+from simulator.load.responses import Outcome, classify, next_page
 
 
 def outcome(diagnostics: str) -> bytes:
@@ -66,3 +66,18 @@ def test_any_response_gets_exactly_one_judgement(
         assert control is None
     if status is None or not 200 <= status < 400:
         assert result is not Outcome.OK
+
+
+def bundle(link: list[dict[str, str]], indent: int | None) -> bytes:
+    body = {"resourceType": "Bundle", "type": "searchset", "link": link, "entry": []}
+    return json.dumps(body, indent=indent).encode()
+
+
+@pytest.mark.parametrize("indent", [None, 2])
+def test_the_next_page_is_found_in_compact_and_pretty_bundles(indent: int | None) -> None:
+    url = "http://127.0.0.1:41234/fhir?_getpages=abc&_getpagesoffset=20&_count=20"
+    links = [{"relation": "self", "url": "http://x/fhir/Observation"}]
+    assert next_page(bundle([*links, {"relation": "next", "url": url}], indent)) == url
+    assert next_page(bundle([{"url": url, "relation": "next"}], indent)) == url  # keys swapped
+    assert next_page(bundle(links, indent)) is None
+    assert next_page(None) is None and next_page(b"") is None

@@ -1,4 +1,5 @@
-"""What a response under load counts as: ok, denied (a refusal by the gateway's policy) or failed.
+"""Responses under load: what each counts as (ok, denied by the gateway's policy, or failed), and
+where a search's next page is.
 
 A policy refusal is the gateway doing its job, not a failure of the run: a 401/403 carrying the
 gateway's `WWW-Authenticate: Bearer` challenge, or a 400/401/403/429 `OperationOutcome` whose
@@ -9,14 +10,16 @@ other unexpected status.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from enum import StrEnum
 from typing import Final
 
-from simulator.replay.fhir import refusing_control
+from simulator.replay.fhir import next_link, refusing_control
 
 REFUSAL_STATUSES: Final = frozenset({400, 401, 403, 429})
 CHALLENGE_STATUSES: Final = frozenset({401, 403})
+_NEXT: Final = re.compile(rb'"relation"\s*:\s*"next"\s*,\s*"url"\s*:\s*"([^"]+)"')
 
 
 class Outcome(StrEnum):
@@ -66,3 +69,15 @@ def _header(headers: Mapping[str, str] | None, name: str) -> str:
         if key.lower() == name:
             return str(value)
     return ""
+
+
+def next_page(body: bytes | None) -> str | None:
+    """The `next` link of a search Bundle, found without parsing the whole (large) page."""
+    if not body:
+        return None
+    found = _NEXT.search(body)
+    if found:
+        return found.group(1).decode("utf-8", "replace")
+    if b'"next"' not in body:
+        return None
+    return next_link(_json(body))  # the link's keys in another order: parse the page
