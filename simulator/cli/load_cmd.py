@@ -16,6 +16,8 @@ from simulator.load.runner import LOAD_FILE, LoadOptions, run_matrix
 from simulator.load.table import load_table
 from simulator.stack.config import load_config
 
+TABLE_WIDTH = 100  # the end table's columns, unsqueezed even when stdout is not a terminal
+
 
 def load(
     scenarios: Annotated[
@@ -74,5 +76,5 @@ def load(
     run_dir = results / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     with RichProgress(err) as progress:
         result = run_matrix(cfg, options, run_dir, progress)
-    out.print(load_table(result))
+    out.print(load_table(result), width=max(out.width, TABLE_WIDTH))
     err.print(f"written {run_dir / LOAD_FILE}")
