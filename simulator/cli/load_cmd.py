@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
 
 from simulator.cli.console import err, out
 from simulator.load.matrix import MATRIX_NAMES, parse_matrix
@@ -76,5 +77,6 @@ def load(
     run_dir = results / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     with RichProgress(err) as progress:
         result = run_matrix(cfg, options, run_dir, progress)
-    out.print(load_table(result), width=max(out.width, TABLE_WIDTH))
+    wide = Console(file=out.file, width=max(out.width, TABLE_WIDTH))
+    wide.print(load_table(result))
     err.print(f"written {run_dir / LOAD_FILE}")
