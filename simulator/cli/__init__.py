@@ -13,6 +13,7 @@ import typer
 from simulator.cli import (
     clients_cmd,
     lab_cmd,
+    load_cmd,
     logs_cmd,
     run_cmd,
     scenarios_cmd,
@@ -37,6 +38,7 @@ app.command("lab")(lab_cmd.lab)
 app.add_typer(clients_cmd.app, name="clients")
 app.command("seed")(seed_cmd.seed)
 app.command("run")(run_cmd.run)
+app.command("load")(load_cmd.load)
 app.add_typer(scenarios_cmd.app, name="scenarios")
 
 EXIT_ERROR = 1

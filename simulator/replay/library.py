@@ -67,6 +67,7 @@ def common_family(options: PopulationOptions) -> str:
 
 
 def seeded(cfg: LabConfig) -> tuple[PopulationOptions, int | None]:
+    """The seeded population's options, and how many of its patients have a portal login."""
     record = read_seed_record(cfg)
     if record is None:
         raise LabError(f"the lab at {cfg.home} is not seeded", "run `fhirlab seed` first")

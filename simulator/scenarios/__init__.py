@@ -5,7 +5,7 @@
 """
 
 from simulator.scenarios.loader import load_library, load_scenario, validate
-from simulator.scenarios.model import Scenario, SessionEnd
+from simulator.scenarios.model import LoadSettings, Scenario, SessionEnd
 from simulator.scenarios.params import (
     PARAMETERS,
     Bindings,
@@ -34,6 +34,7 @@ __all__ = [
     "ExportStep",
     "Kind",
     "Launch",
+    "LoadSettings",
     "PageWalkStep",
     "ParameterError",
     "Problem",

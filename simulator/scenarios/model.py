@@ -35,6 +35,20 @@ class SessionEnd(BaseModel):
     )
 
 
+class LoadSettings(BaseModel):
+    """How the scenario takes part in the load run (`fhirlab load`, docs/load.md)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    enabled: bool = Field(default=True, description="false: the load run leaves this scenario out")
+    weight: int = Field(
+        default=1,
+        gt=0,
+        le=1000,
+        description="relative share of the load run's virtual users given to this scenario",
+    )
+
+
 class Scenario(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -57,6 +71,7 @@ class Scenario(BaseModel):
     session_end: SessionEnd = SessionEnd()
     expect: dict[ControlId, Verdict] = Field(default_factory=dict)
     alerts: tuple[Alert, ...] = ()
+    load: LoadSettings = LoadSettings()
 
     @field_validator("scope")
     @classmethod

@@ -1,0 +1,82 @@
+"""`fhirlab load`: the scenario library under Locust load, once per configuration of the controls
+matrix, against the running, seeded lab (docs/load.md)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from simulator.cli.console import err, out
+from simulator.load.matrix import MATRIX_NAMES, parse_matrix
+from simulator.load.progress import RichProgress
+from simulator.load.runner import LOAD_FILE, LoadOptions, run_matrix
+from simulator.load.table import load_table
+from simulator.stack.config import load_config
+
+TABLE_WIDTH = 100  # the end table's columns, unsqueezed even when stdout is not a terminal
+
+
+def load(
+    scenarios: Annotated[
+        list[str] | None,
+        typer.Argument(help="scenario names (default: every scenario with load enabled)"),
+    ] = None,
+    matrix: Annotated[
+        str | None,
+        typer.Option(
+            help=f"configurations, comma-separated, from {','.join(MATRIX_NAMES)} "
+            "(default: all of them)"
+        ),
+    ] = None,
+    seconds: Annotated[float, typer.Option(help="load time per configuration")] = 10.0,
+    users: Annotated[
+        int | None,
+        typer.Option(help="virtual users (default: one per scenario weight share)"),
+    ] = None,
+    spawn_rate: Annotated[
+        float | None, typer.Option(help="users started per second (default: all at once)")
+    ] = None,
+    workers: Annotated[
+        int, typer.Option(help="Locust worker processes (0: one local process)")
+    ] = 0,
+    pace: Annotated[
+        float,
+        typer.Option(help="requests per second per user (0: back to back, no think time)"),
+    ] = 0.0,
+    rate_limit: Annotated[
+        bool, typer.Option(help="keep the gateway's rate limiter on (refusals count as denied)")
+    ] = False,
+    read_only: Annotated[bool, typer.Option(help="leave out steps that write")] = False,
+    results: Annotated[Path, typer.Option(file_okay=False, help="results directory")] = Path(
+        "results"
+    ),
+    library: Annotated[
+        Path | None,
+        typer.Option(file_okay=False, help="scenario directory (default: the repository's)"),
+    ] = None,
+) -> None:
+    """Run the scenario library under Locust load through one extra gateway per configuration
+    (off, each run-time control alone, all) and compare throughput and latency with `off`."""
+    options = LoadOptions(
+        seconds=seconds,
+        users=users,
+        spawn_rate=spawn_rate,
+        workers=workers,
+        pace=pace,
+        matrix=tuple(parse_matrix(matrix)),
+        scenarios=tuple(scenarios) if scenarios else None,
+        library=library,
+        rate_limit=rate_limit,
+        read_only=read_only,
+    )
+    cfg = load_config()
+    run_dir = results / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    with RichProgress(err) as progress:
+        result = run_matrix(cfg, options, run_dir, progress)
+    wide = Console(file=out.file, width=max(out.width, TABLE_WIDTH))
+    wide.print(load_table(result))
+    err.print(f"written {run_dir / LOAD_FILE}")

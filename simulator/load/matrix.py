@@ -1,0 +1,87 @@
+"""The controls matrix of a load run: which gateway configurations are measured, in order.
+
+`off` runs every run-time control off (the token stage stays on: signature, issuer, audience,
+expiry); `C01`, `C02`, ... run one control enforced and the others off; `all` enforces every
+run-time control. `off` comes first, since every other configuration is compared with it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gateway.controls import Mode
+from gateway.policy import RUNTIME_CONTROLS
+from simulator.stack.errors import LabError
+
+OFF = "off"
+ALL = "all"
+MATRIX_NAMES: tuple[str, ...] = (OFF, *RUNTIME_CONTROLS, ALL)
+
+
+@dataclass(frozen=True, slots=True)
+class Configuration:
+    """One gateway configuration of the matrix: its name and the mode of every run-time control."""
+
+    name: str
+    modes: tuple[tuple[str, Mode], ...]
+
+    @property
+    def controls(self) -> dict[str, str]:
+        return {control: str(mode) for control, mode in self.modes}
+
+    @property
+    def enforced(self) -> tuple[str, ...]:
+        return tuple(c for c, m in self.modes if m is Mode.ENFORCE)
+
+
+def configuration(name: str) -> Configuration:
+    """The configuration called `name` (one of MATRIX_NAMES)."""
+    if name not in MATRIX_NAMES:
+        raise ValueError(f"unknown configuration {name!r}")
+    if name == ALL:
+        on: set[str] = set(RUNTIME_CONTROLS)
+    elif name == OFF:
+        on = set()
+    else:
+        on = {name}
+    return Configuration(
+        name, tuple((c, Mode.ENFORCE if c in on else Mode.OFF) for c in RUNTIME_CONTROLS)
+    )
+
+
+def full_matrix() -> list[Configuration]:
+    return [configuration(name) for name in MATRIX_NAMES]
+
+
+def parse_matrix(text: str | None) -> list[Configuration]:
+    """`off,all,C05` → those configurations, in the matrix's order (`off` first); None or empty:
+    the full matrix. Names are case-insensitive; repeats count once. Unknown names raise a
+    LabError that lists the valid ones."""
+    if text is None or not text.strip():
+        return full_matrix()
+    wanted: list[str] = []
+    unknown: list[str] = []
+    for raw in text.split(","):
+        item = raw.strip()
+        if not item:
+            continue
+        name = item.lower() if item.lower() in (OFF, ALL) else item.upper()
+        if name in MATRIX_NAMES:
+            if name not in wanted:
+                wanted.append(name)
+        else:
+            unknown.append(item)
+    if unknown or not wanted:
+        config_only = sorted({"C07", "C11"} & {u.upper() for u in unknown})
+        note = ""
+        if config_only:
+            what = "a configuration control" if len(config_only) == 1 else "configuration controls"
+            note = (
+                f" ({', '.join(config_only)}: {what}, audited against Keycloak, with no "
+                "run-time mode)"
+            )
+        raise LabError(
+            f"unknown configuration(s) in --matrix: {', '.join(unknown) or repr(text)}{note}",
+            f"choose from {', '.join(MATRIX_NAMES)} (comma-separated)",
+        )
+    return [configuration(name) for name in MATRIX_NAMES if name in wanted]

@@ -1,0 +1,104 @@
+"""`fhirlab load` against the real stack: a short matrix produces statistics for every
+configuration, Locust's CSVs and the gateway's audit log; `all` refuses what a misconfigured
+scenario does wrong while `off` lets it through; the master/worker mode gathers the raw samples
+from its worker."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from seed.lab import read_seed_record, seed_lab
+from simulator.stack.config import LabConfig
+from tests.integration.conftest import lab_env
+from tests.integration.test_replay import POPULATION
+
+MISCONFIGURED = "wildcard-scheduler"  # patient/*.read: C05 refuses its clinical reads
+WELL_BEHAVED = "triage-chatbot-public"  # misconfigured client type (C07), in-scope requests
+
+
+@pytest.fixture(scope="module")
+def seeded(clients_applied: LabConfig) -> LabConfig:
+    record = read_seed_record(clients_applied) or {}
+    if record.get("options") != POPULATION.to_dict() or record.get("users_share") != 1.0:
+        seed_lab(clients_applied, POPULATION, users_share=1.0)
+    return clients_applied
+
+
+def fhirlab_load(lab: LabConfig, results: Path, *args: str) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, "-m", "simulator", "load", "--results", str(results), *args],
+        env=lab_env(lab), capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    (document,) = results.glob("*/load.json")
+    return {"run_dir": document.parent, **json.loads(document.read_text())}
+
+
+def locust_total(config_dir: Path) -> int:
+    with (config_dir / "locust_stats.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    (aggregated,) = [r for r in rows if r["Name"] == "Aggregated"]
+    return int(aggregated["Request Count"])
+
+
+def rows_of(config: dict[str, Any], scenario: str) -> list[dict[str, Any]]:
+    return [
+        r for r in config["by_request"]
+        if r["method"] != "TOKEN" and r["name"].startswith(f"{scenario}: ")
+    ]  # fmt: skip
+
+
+def tokens(config: dict[str, Any]) -> int:
+    return sum(r["requests"] for r in config["by_request"] if r["method"] == "TOKEN")
+
+
+def test_a_short_matrix_measures_off_and_all(seeded: LabConfig, tmp_path: Path) -> None:
+    args = ["--matrix", "all,off", "--seconds", "3", "--users", "2"]
+    result = fhirlab_load(seeded, tmp_path, *args, MISCONFIGURED, WELL_BEHAVED)
+    run_dir: Path = result["run_dir"]
+    assert [s["name"] for s in result["scenarios"]] == [MISCONFIGURED, WELL_BEHAVED]
+    off, every = result["configs"]
+    assert (off["name"], every["name"]) == ("off", "all")
+    for config in (off, every):
+        directory = run_dir / config["directory"]
+        for name in ("locust_stats.csv", "locust_stats_history.csv", "locust_failures.csv"):
+            assert (directory / name).is_file(), name
+        assert config["requests"] > 0 and config["rps"] > 0 and config["failures"] == 0
+        assert 0 < config["p50_ms"] <= config["p95_ms"] <= config["p99_ms"]
+        assert tokens(config) == 2
+        assert locust_total(directory) == config["requests"] + tokens(config)
+        assert rows_of(config, MISCONFIGURED) and rows_of(config, WELL_BEHAVED)
+    # off: every run-time control off, nothing refused, no audit log (C06 is off too)
+    assert set(off["controls"].values()) == {"off"}
+    assert off["denied"] == 0 and off["audit_records"] is None
+    assert off["vs_off"]["rps_ratio"] == 1.0
+    # all: the misconfigured scenario's clinical reads are refused by C05, the other's not one
+    assert set(every["controls"].values()) == {"enforce"}
+    denied = {c for r in rows_of(every, MISCONFIGURED) for c in r["denied_by"]}
+    assert "C05" in denied
+    assert all(r["denied"] == 0 for r in rows_of(every, WELL_BEHAVED))
+    assert every["denied"] == sum(r["denied"] for r in rows_of(every, MISCONFIGURED))
+    # every request that reached the gateway has one audit record (the stop may cut off one
+    # request in flight per user, which the gateway saw but Locust did not count)
+    audit = run_dir / every["directory"] / "audit" / "audit.jsonl"
+    assert audit.is_file()
+    assert every["requests"] <= every["audit_records"] <= every["requests"] + 2
+    assert every["vs_off"]["rps_ratio"] is not None
+
+
+def test_workers_send_their_samples_to_the_master(seeded: LabConfig, tmp_path: Path) -> None:
+    args = ["--matrix", "off", "--seconds", "2", "--users", "2", "--workers", "1"]
+    result = fhirlab_load(seeded, tmp_path, *args, WELL_BEHAVED)
+    (config,) = result["configs"]
+    assert result["workers"] == 1
+    assert config["requests"] > 0 and config["failures"] == 0 and tokens(config) == 2
+    directory = result["run_dir"] / config["directory"]
+    assert (directory / "locust-worker-1.log").is_file()
+    assert locust_total(directory) == config["requests"] + tokens(config)

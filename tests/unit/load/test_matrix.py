@@ -1,0 +1,74 @@
+"""The controls matrix: names, modes, parsing of --matrix."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gateway.controls import Mode
+from gateway.policy import RUNTIME_CONTROLS
+from simulator.load.matrix import MATRIX_NAMES, configuration, full_matrix, parse_matrix
+from simulator.stack.errors import LabError
+
+
+def test_the_full_matrix_is_off_each_control_alone_then_all() -> None:
+    names = [c.name for c in full_matrix()]
+    assert names == ["off", *RUNTIME_CONTROLS, "all"]
+    assert parse_matrix(None) == full_matrix()
+    assert parse_matrix("  ") == full_matrix()
+
+
+def test_off_runs_no_control_and_all_runs_every_one() -> None:
+    assert configuration("off").enforced == ()
+    assert set(configuration("off").controls.values()) == {"off"}
+    assert configuration("all").enforced == RUNTIME_CONTROLS
+
+
+@pytest.mark.parametrize("control", RUNTIME_CONTROLS)
+def test_a_control_alone_is_the_only_one_enforced(control: str) -> None:
+    config = configuration(control)
+    assert config.enforced == (control,)
+    assert dict(config.modes)[control] is Mode.ENFORCE
+    assert set(config.controls) == set(RUNTIME_CONTROLS)
+
+
+def test_a_choice_keeps_the_matrix_order_and_counts_repeats_once() -> None:
+    chosen = parse_matrix("c08, ALL,off,C05,C08")
+    assert [c.name for c in chosen] == ["off", "C05", "C08", "all"]
+
+
+@pytest.mark.parametrize("name", ["C07", "C11"])
+def test_configuration_controls_are_refused_with_the_reason(name: str) -> None:
+    with pytest.raises(LabError) as caught:
+        parse_matrix(f"off,{name}")
+    assert "configuration control" in caught.value.message
+    assert "off, C01" in (caught.value.hint or "")
+
+
+def test_unknown_names_are_listed_with_the_valid_ones() -> None:
+    with pytest.raises(LabError) as caught:
+        parse_matrix("off,fast,C99")
+    assert "fast, C99" in caught.value.message
+    assert all(name in (caught.value.hint or "") for name in MATRIX_NAMES)
+
+
+def test_only_commas_is_an_error() -> None:
+    with pytest.raises(LabError):
+        parse_matrix(",,")
+
+
+@given(st.lists(st.sampled_from(MATRIX_NAMES), min_size=1))
+def test_any_choice_of_valid_names_parses_to_those_names(names: list[str]) -> None:
+    chosen = [c.name for c in parse_matrix(",".join(names))]
+    assert chosen == [n for n in MATRIX_NAMES if n in names]
+
+
+@given(st.text(max_size=30))
+def test_any_text_parses_or_fails_with_a_lab_error(text: str) -> None:
+    try:
+        chosen = parse_matrix(text)
+    except LabError as exc:
+        assert exc.hint and "off" in exc.hint
+    else:
+        assert chosen and all(c.name in MATRIX_NAMES for c in chosen)

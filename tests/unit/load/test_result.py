@@ -1,0 +1,80 @@
+"""load.json: the document's fields, the comparison with `off`, the end table."""
+
+from __future__ import annotations
+
+import json
+
+from rich.console import Console
+
+from simulator.load.matrix import configuration
+from simulator.load.result import LOAD_SCHEMA_VERSION, ConfigResult, LoadResult
+from simulator.load.samples import TOKEN, Samples
+from simulator.load.stats import allowed_added_p50, summarize
+from simulator.load.table import load_table
+
+
+def measured(read_ms: float, refused: bool) -> Samples:
+    samples = Samples()
+    samples.add(TOKEN, "demo", "ok", 300.0, 99.0)
+    for i in range(10):
+        samples.add("GET", "demo: read", "ok", read_ms, 100.0 + i * 0.1)
+    outcome, ms = ("denied", 0.8) if refused else ("ok", 40.0)
+    for i in range(10):
+        samples.add("GET", "demo: other", outcome, ms, 100.05 + i * 0.1, "C08" if refused else None)
+    return samples
+
+
+def result() -> LoadResult:
+    off = ConfigResult("off", configuration("off").controls, summarize(measured(2.0, False)))
+    c08 = ConfigResult(
+        "C08", configuration("C08").controls, summarize(measured(2.5, True)), 20, 1, {"volume": 1}
+    )
+    return LoadResult("2026-01-01T00:00:00Z", 5.0, 2, 2.0, 0, [{"name": "demo", "weight": 1}],
+                      [off, c08])  # fmt: skip
+
+
+def test_the_document_has_the_documented_fields() -> None:
+    document = json.loads(json.dumps(result().to_dict()))
+    assert document["schema_version"] == LOAD_SCHEMA_VERSION
+    for key in ("started_at", "seconds", "users", "spawn_rate", "workers", "scenarios", "configs"):
+        assert key in document
+    config = document["configs"][1]
+    for key in ("name", "controls", "requests", "failures", "denied", "rps", "p50_ms", "p95_ms",
+                "p99_ms", "by_request", "audit_records", "alerts", "vs_off"):  # fmt: skip
+        assert key in config
+    assert config["controls"]["C08"] == "enforce" and config["controls"]["C05"] == "off"
+    row = config["by_request"][0]
+    assert set(row) >= {"name", "method", "requests", "failures", "denied", "rps", "p50_ms",
+                        "p95_ms", "p99_ms"}  # fmt: skip
+
+
+def test_the_comparison_with_off_separates_refused_work() -> None:
+    off, c08 = result().to_dict()["configs"]
+    assert off["vs_off"]["rps_ratio"] == 1.0 and off["vs_off"]["added_p50_ms"] == 0.0
+    assert c08["denied"] == 10 and off["denied"] == 0
+    assert c08["vs_off"]["added_p50_ms"] < 0  # refusals are cheap: the overall p50 drops
+    assert c08["vs_off"]["allowed_names"] == 1  # only "demo: read" was served in both
+    assert c08["vs_off"]["allowed_added_p50_ms"] == 0.5
+
+
+def test_without_off_there_is_no_comparison() -> None:
+    run = result()
+    run.configs = run.configs[1:]
+    assert run.to_dict()["configs"][0]["vs_off"] is None
+
+
+def test_allowed_added_p50_takes_the_median_over_names() -> None:
+    base, other = Samples(), Samples()
+    for name, b, o in (("a", 1.0, 1.5), ("b", 2.0, 2.1), ("c", 3.0, 4.0), ("d", 1.0, 1.2)):
+        base.add("GET", name, "ok", b, 1.0)
+        other.add("GET", name, "ok", o, 1.0)
+    names, added = allowed_added_p50(summarize(other).by_request, summarize(base).by_request)
+    assert (names, added) == (4, 0.35)
+    assert allowed_added_p50((), summarize(base).by_request) == (0, None)
+
+
+def test_the_table_shows_each_configuration_against_off() -> None:
+    console = Console(width=100, record=True)
+    console.print(load_table(result()))
+    text = console.export_text()
+    assert "C08" in text and "off" in text and "×off" in text
