@@ -28,6 +28,7 @@ from simulator.cli.run_cmd import (
 )
 from simulator.cli.seed_cmd import DEFAULT_PATIENTS, DEFAULT_SEED
 from simulator.cli.stack_cmds import start_stack
+from simulator.load import LoadOptions, RichProgress, load_table, run_matrix
 from simulator.replay.summary import blast_radius
 from simulator.results import ResultsDirectory, write_results
 from simulator.smart.auth import PrivateKeyJwt
@@ -38,6 +39,21 @@ from simulator.smart.keys import client_key
 from simulator.stack import lab as stack
 from simulator.stack.config import LabConfig, load_config
 from simulator.stack.errors import LabError
+
+# The lab's load matrix: the good vendors' work (their requests pass every control, so each
+# configuration serves the same work and the difference is the control's cost), at a fixed pace.
+LAB_LOAD_SCENARIOS = (
+    "scheduling-assistant",
+    "intake-assistant",
+    "population-analytics",
+    "triage-chatbot-public",
+)
+LAB_LOAD_PACE = 5.0  # requests per second per user
+DEFAULT_LOAD_SECONDS = 6.0
+
+
+def lab_load_options(seconds: float) -> LoadOptions:
+    return LoadOptions(seconds=seconds, scenarios=LAB_LOAD_SCENARIOS, pace=LAB_LOAD_PACE)
 
 
 def smoke_checks(cfg: LabConfig) -> list[dict[str, object]]:
@@ -99,6 +115,13 @@ def lab(
     baseline: Annotated[
         bool, typer.Option(help="replay the scenarios with every control off too (blast radius)")
     ] = True,
+    load_seconds: Annotated[
+        float,
+        typer.Option(
+            help="seconds of load per configuration of the controls matrix (0: no load run)",
+            min=0,
+        ),
+    ] = DEFAULT_LOAD_SECONDS,
 ) -> None:
     """Run the lab's main job: stand up the stack, seed it, replay the scenarios with the controls
     on and off, and write the results directory (results.json, report.md, report.html)."""
@@ -118,6 +141,13 @@ def lab(
     checks = smoke_checks(cfg) + smart_checks(cfg)
     folder = ResultsDirectory.new(results, t0, None if cfg.external else cfg.audit_dir)
     judged, off, population = replay_with_baseline(cfg, folder.path, baseline=baseline)
+    load = None
+    if load_seconds > 0:
+        err.print(
+            f"load      the good scenarios under Locust, {load_seconds:g} s per configuration "
+            "of the controls matrix"
+        )
+        load = run_matrix(cfg, lab_load_options(load_seconds), folder.path, RichProgress(err))
     stack_facts = {
         "start_seconds": up.seconds,
         "services": {
@@ -134,12 +164,15 @@ def lab(
         population=population.to_dict(),
         checks=checks,
         stack=stack_facts,
+        load=load.to_dict() if load is not None else None,
     )
     for check in checks:
         colour = "green" if check["status"] == "pass" else "red"
         out.print(f"[{colour}]{check['status']:<4}[/] {check['id']}: {check['evidence']}")
     out.print(replay_table(judged.runs))
     out.print(blast_table(blast_radius(judged.runs, off.runs if off else None)))
+    if load is not None:
+        out.print(load_table(load))
     err.print(f"results written to {run_dir} (report: {run_dir / 'report.md'})")
     if any(c["status"] != "pass" for c in checks):
         raise LabError("the stack failed its end-to-end checks", f"see {run_dir / 'results.json'}")

@@ -102,6 +102,8 @@ def test_a_missed_expectation_fails_the_summary() -> None:
 
 LOAD = {
     "users": 4,
+    "pace": 5.0,
+    "scenarios": [{"name": "scheduling-assistant", "weight": 1}],
     "seconds": 5,
     "workers": 0,
     "configs": [
@@ -142,7 +144,7 @@ def test_reports_render_with_charts(tmp_path: Path, load: dict | None) -> None:
     assert "blast-radius.png" in charts and (tmp_path / "blast-radius.png").stat().st_size > 0
     assert "data:image/png;base64," in html
     if load:
-        assert "| all | 450 | 90.0 | 0.90 | 9.000 | +0.900 |" in md
+        assert "| all | 450 | 90.0 | 0.90 | 9.000 | +0.900 | - |" in md
         assert "cost.png" in charts
     else:
         assert "No load run" in md
