@@ -196,21 +196,15 @@ class Upstream:
         return path + b"?" + query if query else path
 
     def forward_headers(
-        self,
-        scope: Scope,
-        head: RequestHead,
-        ctx: RequestContext | None = None,
-        inspect: bool = False,
+        self, scope: Scope, head: RequestHead, ctx: RequestContext | None = None
     ) -> Headers:
-        """The headers HAPI gets. A response the gateway reads whole goes out uncompressed
-        anyway, so HAPI is not asked to compress it (and the gateway need not inflate it)."""
+        """The headers HAPI gets. The client's `Accept-Encoding` goes along even when the
+        gateway reads the response whole: uncompressed, HAPI writes a response in many small
+        segments, which costs the gateway far more than inflating one gzip body."""
         headers = head.forward
-        form = ctx is not None and ctx.upstream_params is not None and _is_post_search(ctx)
-        if form or inspect:
-            drop = (b"content-type" if form else b"", b"accept-encoding" if inspect else b"")
-            headers = [(k, v) for k, v in headers if k not in drop]
-            if form:
-                headers.append(_FORM)
+        if ctx is not None and ctx.upstream_params is not None and _is_post_search(ctx):
+            headers = [(k, v) for k, v in headers if k != b"content-type"]
+            headers.append(_FORM)
         else:
             headers = list(headers)
         if head.host:
@@ -239,7 +233,7 @@ class Upstream:
             upstream = await self.client.request(
                 scope["method"],
                 self.target(scope, ctx),
-                self.forward_headers(scope, head, ctx, inspect),
+                self.forward_headers(scope, head, ctx),
                 self._content(scope, receive, ctx),
             )
         except UpstreamTimeout:

@@ -48,13 +48,13 @@ class UpstreamResponse:
     must be called once when done (reading to the end releases it too)."""
 
     __slots__ = (
-        "_chunks",
         "_conn",
         "_done",
         "_error",
+        "_parts",
         "_released",
-        "_size",
         "_waiter",
+        "_whole",
         "headers",
         "status",
     )
@@ -63,9 +63,9 @@ class UpstreamResponse:
         self._conn = conn
         self.status = 0
         self.headers: Headers = []
-        self._chunks: list[bytes] = []
-        self._size = 0
+        self._parts = conn.parts  # filled by the parser, emptied here
         self._done = False
+        self._whole = False  # read whole: woken only at the end (or to drain a full buffer)
         self._error: BaseException | None = None
         self._waiter: asyncio.Future[None] | None = None
         self._released = False
@@ -80,24 +80,38 @@ class UpstreamResponse:
         """The whole body if it has fully arrived (the connection is then released)."""
         if not self._done or self._error is not None:
             return None
-        body = b"".join(self._chunks)
-        self._chunks.clear()
+        body = b"".join(self._parts)
+        self._parts.clear()
         self.release()
         return body
 
     async def read(self) -> bytes:
-        parts = [chunk async for chunk in self.chunks()]
-        return b"".join(parts)
-
-    async def chunks(self) -> AsyncIterator[bytes]:
+        """The whole body."""
+        self._whole = True
+        body: list[bytes] = []
         try:
             while True:
-                if self._chunks:
-                    chunks, self._chunks = self._chunks, []
-                    self._size = 0
-                    self._conn.resume_reading()
-                    for chunk in chunks:
-                        yield chunk
+                if self._parts:
+                    body += self._parts
+                    self._parts.clear()
+                    self._conn.taken()
+                if self._error is not None:
+                    raise self._error
+                if self._done:
+                    return b"".join(body)
+                await self._conn.wait(self._wait_future())
+        finally:
+            self.release()
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """The body as it arrives; what arrived together is yielded as one chunk."""
+        try:
+            while True:
+                if self._parts:
+                    chunk = b"".join(self._parts)
+                    self._parts.clear()
+                    self._conn.taken()
+                    yield chunk
                     continue
                 if self._error is not None:
                     raise self._error
@@ -126,13 +140,6 @@ class UpstreamResponse:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    def _feed(self, chunk: bytes) -> None:
-        self._chunks.append(chunk)
-        self._size += len(chunk)
-        if self._size > HIGH_WATER:
-            self._conn.pause_reading()
-        self._wake()
-
     def _finish(self) -> None:
         self._done = True
         self._wake()
@@ -150,6 +157,11 @@ class _Connection(asyncio.Protocol):
         self.pool = pool
         self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
+        # body chunks go straight into one list (a response can come in hundreds of small
+        # chunks: no Python frame per chunk); `buffered` counts bytes received, not yet taken
+        self.parts: list[bytes] = []
+        self.on_body = self.parts.append
+        self.buffered = 0
         self.parser = httptools.HttpResponseParser(self)
         self.response: UpstreamResponse | None = None
         self.head: asyncio.Future[None] | None = None
@@ -168,10 +180,19 @@ class _Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.received = True
+        self.buffered += len(data)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
             self._broken(UpstreamError("RemoteProtocolError", str(exc)))
+            return
+        if self.head_only:
+            self.parts.clear()  # a HEAD response has no body, whatever follows its head
+        if self.buffered > HIGH_WATER:
+            self.pause_reading()
+        response = self.response
+        if response is not None and (not response._whole or self.reading_paused):
+            response._wake()
 
     def eof_received(self) -> bool | None:
         return None  # close the transport; connection_lost follows
@@ -213,10 +234,6 @@ class _Connection(asyncio.Protocol):
             self.keep_alive = False
             response._finish()
 
-    def on_body(self, body: bytes) -> None:
-        if self.response is not None and not self.head_only:
-            self.response._feed(body)
-
     def on_message_complete(self) -> None:
         if self.interim:
             self.interim = False
@@ -233,6 +250,11 @@ class _Connection(asyncio.Protocol):
         if not self.reading_paused and self.transport is not None:
             self.reading_paused = True
             self.transport.pause_reading()
+
+    def taken(self) -> None:
+        """The response's consumer took what was buffered."""
+        self.buffered = 0
+        self.resume_reading()
 
     def resume_reading(self) -> None:
         if self.reading_paused and self.transport is not None and not self.closed:
@@ -274,6 +296,8 @@ class _Connection(asyncio.Protocol):
         self.head = self.loop.create_future()
         self.head_only = head_only
         self.received = False
+        self.buffered = 0
+        self.parts.clear()
         return self.head
 
     def finished(self, response: UpstreamResponse, reusable: bool) -> None:
