@@ -32,7 +32,15 @@ from gateway.denial import Denial
 from gateway.outcome import denial_response, operation_outcome
 from gateway.pipeline import ModeOf, Pipeline
 from gateway.policy import Policy
-from gateway.proxy import Receive, RequestHead, Scope, Send, Upstream, read_body
+from gateway.proxy import (
+    Receive,
+    RequestHead,
+    Scope,
+    Send,
+    Upstream,
+    count_patients,
+    read_body,
+)
 from gateway.settings import GatewaySettings
 from gateway.smart_config import SmartConfiguration
 from gateway.stages import Stage
@@ -183,6 +191,7 @@ def create_app(
             # recorded once the client has its answer (the record is not on its critical path);
             # a graceful shutdown waits for this task, so no record is lost
             if audit is not None:
+                count_patients(ctx, response)
                 audit.record(ctx, latency_ms)
 
     async def _handle(

@@ -9,10 +9,11 @@ gateway, never at HAPI itself. Credentials (`Authorization`, `Cookie`) stop at t
 from __future__ import annotations
 
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Protocol
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, quote_plus, urlencode
 
 import httpx
 import orjson
@@ -109,7 +110,7 @@ class Forwarded:
     """HAPI's answer on its way to the client: a whole body (one ASGI message) or a stream.
     Call it like a Starlette response; `aclose` if it is not sent after all."""
 
-    __slots__ = ("body", "headers", "status_code", "upstream")
+    __slots__ = ("body", "headers", "resources", "status_code", "upstream")
 
     def __init__(
         self,
@@ -122,6 +123,8 @@ class Forwarded:
         self.headers = headers
         self.body = body
         self.upstream = upstream
+        # the resources of an inspected body whose patients are still to be counted
+        self.resources: list[dict[str, Any]] = []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.body is not None:
@@ -190,7 +193,7 @@ class Upstream:
             path = quote(scope["path"][len(self.settings.base_path) :]).encode()
         if ctx is not None and ctx.upstream_params is not None:
             # a narrowed POST _search sends its parameters as the form body, nothing in the URL
-            query = b"" if _is_post_search(ctx) else urlencode(ctx.upstream_params).encode()
+            query = b"" if _is_post_search(ctx) else _urlencode(ctx.upstream_params).encode()
         else:
             query = scope.get("query_string", b"")
         return path + b"?" + query if query else path
@@ -282,16 +285,34 @@ class Upstream:
             )
         elif status < 300:
             ctx.result_count = 1
-        for resource in resources:
-            ctx.patients.update(compartment_patient_ids(resource))
         if status < 300:
             denial = check_resources(ctx, resources)
             if denial is not None:
                 ctx.findings.append(Finding(denial.control, "deny", denial.status, denial.reason))
-                ctx.patients.clear()
                 ctx.status = denial.status
                 return denial_response(denial)
-        return Forwarded(status, headers, raw)
+        forwarded = Forwarded(status, headers, raw)
+        forwarded.resources = resources
+        return forwarded
+
+
+def count_patients(ctx: RequestContext, response: Any) -> None:
+    """The patients whose data went out (for the audit record; worked out once the client has
+    its answer, off its critical path)."""
+    if isinstance(response, Forwarded):
+        for resource in response.resources:
+            ctx.patients.update(compartment_patient_ids(resource))
+
+
+@lru_cache(maxsize=4096)
+def _query_pair(name: str, value: str) -> str:
+    return f"{quote_plus(name)}={quote_plus(value)}"
+
+
+def _urlencode(params: Iterable[tuple[str, str]]) -> str:
+    """`urlencode` (same output), each name=value pair encoded once per process: the narrowed
+    parameters repeat from request to request."""
+    return "&".join(_query_pair(str(k), str(v)) for k, v in params)
 
 
 async def read_body(receive: Receive) -> bytes:

@@ -4,15 +4,17 @@ scripted server: what HAPI receives and what the client gets back."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from urllib.parse import urlencode
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gateway.app import create_app
+from gateway.proxy import _urlencode
 from gateway.settings import GatewaySettings
 from tests.unit.gateway.test_upstream_client import Server, always, chunked, ok, serve
-
-pytestmark = pytest.mark.anyio
 
 
 async def call(server: Server, method: str, url: str, **kwargs) -> httpx.Response:  # type: ignore[no-untyped-def]
@@ -22,6 +24,7 @@ async def call(server: Server, method: str, url: str, **kwargs) -> httpx.Respons
         return await client.request(method, url, **kwargs)
 
 
+@pytest.mark.anyio
 async def test_headers_to_hapi_credentials_stop_at_the_gateway() -> None:
     async with serve(always(ok(b"{}", "connection: keep-alive", "x-powered-by: HAPI"))) as server:
         resp = await call(
@@ -44,6 +47,7 @@ async def test_headers_to_hapi_credentials_stop_at_the_gateway() -> None:
     assert seen.headers["host"] == f"127.0.0.1:{server.port}"
 
 
+@pytest.mark.anyio
 async def test_streamed_bodies_both_ways() -> None:
     async def upload() -> AsyncIterator[bytes]:
         yield b"ab"
@@ -58,6 +62,7 @@ async def test_streamed_bodies_both_ways() -> None:
     assert seen.body == b"abcd"
 
 
+@pytest.mark.anyio
 async def test_unreachable_upstream_is_a_502_operation_outcome() -> None:
     async with serve(always(ok())) as server:
         pass  # closed: nothing listens on its port any more
@@ -67,8 +72,14 @@ async def test_unreachable_upstream_is_a_502_operation_outcome() -> None:
     assert "ConnectError" in resp.json()["issue"][0]["diagnostics"]
 
 
+@pytest.mark.anyio
 async def test_other_methods_on_the_fhir_base_are_405() -> None:
     async with serve(always(ok())) as server:
         resp = await call(server, "OPTIONS", "/fhir/Patient")
     assert resp.status_code == 405
     assert server.seen == []
+
+
+@given(st.lists(st.tuples(st.text(), st.text()), max_size=6))
+def test_the_cached_query_encoding_is_urlencode(params: list[tuple[str, str]]) -> None:
+    assert _urlencode(params) == urlencode(params)
