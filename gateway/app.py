@@ -12,13 +12,16 @@ import secrets
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpx
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.responses import Response as StarletteResponse
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from gateway.audit_sink import GatewayAudit
 from gateway.capabilities import ClientCapabilities
@@ -32,7 +35,15 @@ from gateway.denial import Denial
 from gateway.outcome import denial_response, operation_outcome
 from gateway.pipeline import ModeOf, Pipeline
 from gateway.policy import Policy
-from gateway.proxy import Upstream
+from gateway.proxy import (
+    Receive,
+    RequestHead,
+    Scope,
+    Send,
+    Upstream,
+    count_patients,
+    read_body,
+)
 from gateway.settings import GatewaySettings
 from gateway.smart_config import SmartConfiguration
 from gateway.stages import Stage
@@ -46,6 +57,7 @@ from gateway.stages.token import TOKEN, TokenStage
 from gateway.tokens import TokenVerifier
 
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
+_METHODS = frozenset(METHODS)
 
 
 class AuditSink(Protocol):
@@ -82,16 +94,15 @@ def build_stages(
     ]
 
 
-def _bearer(request: Request) -> str | None:
-    value = request.headers.get("authorization", "")
-    scheme, _, token = value.partition(" ")
+def _bearer(authorization: str) -> str | None:
+    scheme, _, token = authorization.partition(" ")
     return token.strip() or None if scheme.lower() == "bearer" else None
 
 
-def _needs_body(request: Request) -> bool:
+def _needs_body(method: str) -> bool:
     """Bodies a stage must read: batches, POST _search forms, and resource writes (C08 checks
     that a patient-context token writes only its patient's data). Bulk data is never buffered."""
-    return request.method in ("POST", "PUT", "PATCH")
+    return method in ("POST", "PUT", "PATCH")
 
 
 def build_audit(config: GatewayConfig) -> AuditSink | None:
@@ -108,17 +119,25 @@ def create_app(
     config: GatewayConfig | None = None,
     auth_transport: httpx.AsyncBaseTransport | None = None,
     audit: AuditSink | None = None,
-) -> Starlette:
-    """The gateway. Without a `config` it is a plain pass-through proxy (no stages)."""
+) -> ASGIApp:
+    """The gateway. Without a `config` it is a plain pass-through proxy (no stages).
+
+    The FHIR base is served by a plain ASGI function (no routing, request or response objects
+    on the hot path); the gateway's own small endpoints and everything outside the FHIR base go
+    through Starlette."""
     settings = config.settings if config else settings or GatewaySettings()
     if config is not None and audit is None:
         audit = build_audit(config)
     upstream = Upstream(settings, transport)
     auth_http = httpx.AsyncClient(transport=auth_transport, timeout=10.0)
+    # reads off the hot path (the stored version before a write, the CapabilityStatement)
+    side_http = httpx.AsyncClient(transport=transport, timeout=settings.upstream_timeout_s)
     pipeline: Pipeline | None = None
     smart: SmartConfiguration | None = None
     clock = simulated_clock(config.policy.clock_header) if config else None  # LAB ONLY
     capabilities: ClientCapabilities | None = None
+    # the response must be read whole when a check or the audit record needs what it holds
+    inspect_all = audit is not None
     if config is not None:
         policy = config.policy
         verifier = TokenVerifier(
@@ -130,12 +149,12 @@ def create_app(
             jwks_ttl_s=policy.token.jwks_ttl_s,
             introspection_ttl_s=policy.token.introspection_ttl_s,
         )
-        current = HapiCurrentResources(upstream.client, upstream.base)  # C08/C10 read-before-write
+        current = HapiCurrentResources(side_http, upstream.base)  # C08/C10 read-before-write
         stages = build_stages(config, verifier, current)
         pipeline = Pipeline(stages, mode_of(policy), settings.base_path)
         capabilities = ClientCapabilities(
             verifier,
-            upstream.client,
+            side_http,
             upstream.base,
             policy.operations,
             settings.base_path,
@@ -145,7 +164,7 @@ def create_app(
         if config.issuers:
             smart = SmartConfiguration(config.issuers[0], auth_http)
 
-    async def health(_: Request) -> Response:
+    async def health(_: Request) -> StarletteResponse:
         return JSONResponse(
             {
                 "status": "UP",
@@ -157,41 +176,55 @@ def create_app(
             }
         )
 
-    async def ready(_: Request) -> Response:
+    async def ready(_: Request) -> StarletteResponse:
         """Deep readiness: 200 only when HAPI answers its CapabilityStatement."""
         if await upstream.ready():
             return JSONResponse({"status": "UP", "upstream": upstream.base})
         return JSONResponse({"status": "DOWN", "upstream": upstream.base}, status_code=503)
 
-    async def fhir(request: Request) -> Response:
+    async def fhir(scope: Scope, receive: Receive, send: Send) -> None:
+        head = RequestHead.of(scope)
         if pipeline is None:
-            return await upstream.forward(request)
+            response = await upstream.forward(scope, receive, head)
+            await response(scope, receive, send)
+            return
         t0 = time.perf_counter()
+        raw_path = scope.get("raw_path")
         ctx = RequestContext(
-            request_id=request.headers.get("x-request-id") or secrets.token_hex(8),
-            method=request.method,
-            raw_path=request.scope.get("raw_path", request.url.path.encode()).decode("latin-1"),
-            raw_query=request.scope.get("query_string", b"").decode("latin-1"),
-            bearer=_bearer(request),
+            request_id=head.request_id or secrets.token_hex(8),
+            method=scope["method"],
+            raw_path=(raw_path if raw_path is not None else scope["path"].encode()).decode(
+                "latin-1"
+            ),
+            raw_query=scope.get("query_string", b"").decode("latin-1"),
+            bearer=_bearer(head.authorization),
         )
-        response = await _handle(request, ctx)
+        response = await _handle(scope, receive, head, ctx)
         ctx.status = response.status_code
-        if audit is not None:
-            audit.record(ctx, (time.perf_counter() - t0) * 1000)
-        return response
+        latency_ms = (time.perf_counter() - t0) * 1000  # until the answer is ready to go out
+        try:
+            await response(scope, receive, send)
+        finally:
+            # recorded once the client has its answer (the record is not on its critical path);
+            # a graceful shutdown waits for this task, so no record is lost
+            if audit is not None:
+                count_patients(ctx, response)
+                audit.record(ctx, latency_ms)
 
-    async def _handle(request: Request, ctx: RequestContext) -> Response:
+    async def _handle(
+        scope: Scope, receive: Receive, head: RequestHead, ctx: RequestContext
+    ) -> Any:
         assert pipeline is not None
         if clock is not None:
             try:
-                ctx.simulated_time = clock.read(request.headers)
+                ctx.simulated_time = clock.read(Headers(scope=scope))
             except ClockError as exc:
                 ctx.findings.append(Finding(None, "deny", 400, str(exc)))
                 return operation_outcome(400, str(exc))
         form = None
-        if _needs_body(request):
-            ctx.body = await request.body()
-            if "x-www-form-urlencoded" in request.headers.get("content-type", ""):
+        if _needs_body(ctx.method):
+            ctx.body = await read_body(receive)
+            if "x-www-form-urlencoded" in head.content_type:
                 form = ctx.body.decode("latin-1")
         try:
             ctx.fhir = classify(ctx.method, ctx.raw_path, ctx.raw_query, settings.base_path, form)
@@ -207,14 +240,15 @@ def create_app(
                 return denial_response(denial)
         if ctx.fhir.is_metadata:
             if capabilities is not None:  # per client with a token; else the public one
-                return await capabilities.respond(ctx, request)
-            return await upstream.forward(request, ctx)
+                return await capabilities.respond(ctx, Request(scope, receive))
+            return await upstream.forward(scope, receive, head, ctx)
         denial = await pipeline.run(ctx)
         if denial is not None:
             return denial_response(denial)
-        return await upstream.forward(request, ctx, inspect=True)
+        inspect = inspect_all or bool(ctx.resource_checks)
+        return await upstream.forward(scope, receive, head, ctx, inspect=inspect)
 
-    async def outside(request: Request) -> Response:
+    async def outside(request: Request) -> StarletteResponse:
         return operation_outcome(
             404, f"no FHIR endpoint at {request.url.path}; the FHIR base is {settings.base_path}"
         )
@@ -224,14 +258,32 @@ def create_app(
         yield
         await upstream.aclose()
         await auth_http.aclose()
+        await side_http.aclose()
         if audit is not None:
             await audit.aclose()
 
     routes = [
         Route("/_gateway/health", health, methods=["GET"]),
         Route("/_gateway/ready", ready, methods=["GET"]),
-        Route(settings.base_path, fhir, methods=METHODS),
-        Route(settings.base_path + "/{path:path}", fhir, methods=METHODS),
+        Route(settings.base_path, _method_not_allowed),
+        Route(settings.base_path + "/{path:path}", _method_not_allowed),
         Route("/{path:path}", outside, methods=METHODS),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    rest = Starlette(routes=routes, lifespan=lifespan)
+    base, below = settings.base_path, settings.base_path + "/"
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] in _METHODS:
+            path = scope["path"]
+            if path == base or path.startswith(below):
+                await fhir(scope, receive, send)
+                return
+        await rest(scope, receive, send)
+
+    return app
+
+
+async def _method_not_allowed(_: Request) -> StarletteResponse:
+    return PlainTextResponse(
+        "Method Not Allowed", status_code=405, headers={"Allow": ", ".join(METHODS)}
+    )

@@ -1,44 +1,157 @@
-"""Forwarding to HAPI: one pooled async HTTP client, bodies streamed both ways.
+"""Forwarding to HAPI: pooled keep-alive connections (`gateway/upstream_client.py`), bodies
+streamed both ways, raw ASGI on the gateway's side.
 
 The gateway tells HAPI where clients really are (`X-Forwarded-Host`/`-Proto`; both serve FHIR at
 the same path), so the links HAPI writes (paging, bulk-export status and output) point at the
-gateway, never at HAPI itself.
+gateway, never at HAPI itself. Credentials (`Authorization`, `Cookie`) stop at the gateway.
 """
 
 from __future__ import annotations
 
-import json
-from typing import Any
-from urllib.parse import urlencode
+import zlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, MutableMapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Protocol
+from urllib.parse import quote, quote_plus, urlencode
 
 import httpx
-from starlette.background import BackgroundTask
-from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+import orjson
+from starlette.requests import ClientDisconnect
 
 from gateway.compartment import compartment_patient_ids
 from gateway.context import Finding, RequestContext
 from gateway.outcome import denial_response, operation_outcome
 from gateway.pipeline import check_resources, iter_resources
 from gateway.settings import GatewaySettings
+from gateway.upstream_client import Body, Headers, UpstreamClient, UpstreamError, UpstreamTimeout
+from gateway.upstream_httpx import HttpxUpstreamClient
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
 
 # RFC 9110 §7.6.1 hop-by-hop fields, plus those the proxy recomputes.
 _HOP_BY_HOP = frozenset(
     {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-        "host",
-        "content-length",
+        b"connection",
+        b"keep-alive",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+        b"host",
+        b"content-length",
     }
 )
-# Credentials stop at the gateway: HAPI trusts the gateway, not the client's token.
-_NOT_FORWARDED = _HOP_BY_HOP | {"authorization", "cookie"}
+# Credentials stop at the gateway: HAPI trusts the gateway, not the client's token. The proxy
+# sends request bodies at once, so an `Expect: 100-continue` is answered by the gateway alone.
+_NOT_FORWARDED = _HOP_BY_HOP | {b"authorization", b"cookie", b"expect"}
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+_FORM = (b"content-type", b"application/x-www-form-urlencoded")
+
+
+class UpstreamResponse(Protocol):
+    status: int
+    headers: Headers
+
+    def header(self, name: bytes) -> bytes | None: ...
+
+    def body_if_complete(self) -> bytes | None: ...
+
+    async def read(self) -> bytes: ...
+
+    def chunks(self) -> AsyncIterator[bytes]: ...
+
+    async def aclose(self) -> None: ...
+
+
+class Client(Protocol):
+    async def request(
+        self, method: str, target: bytes, headers: Headers, body: Body = None
+    ) -> UpstreamResponse: ...
+
+    async def aclose(self) -> None: ...
+
+
+@dataclass(slots=True)
+class RequestHead:
+    """What the gateway needs from a request's headers, read in one pass."""
+
+    forward: Headers  # the headers HAPI gets (no credentials, no hop-by-hop fields)
+    host: bytes | None = None
+    authorization: str = ""
+    content_type: str = ""
+    request_id: str | None = None
+
+    @classmethod
+    def of(cls, scope: Scope) -> RequestHead:
+        head = cls([])
+        forward = head.forward
+        for name, value in scope["headers"]:
+            if name in _NOT_FORWARDED:
+                if name == b"authorization":
+                    head.authorization = value.decode("latin-1")
+                elif name == b"host":
+                    head.host = value
+                continue
+            if name == b"content-type":
+                head.content_type = value.decode("latin-1")
+            elif name == b"x-request-id":
+                head.request_id = value.decode("latin-1")
+            forward.append((name, value))
+        return head
+
+
+class Forwarded:
+    """HAPI's answer on its way to the client: a whole body (one ASGI message) or a stream.
+    Call it like a Starlette response; `aclose` if it is not sent after all."""
+
+    __slots__ = ("body", "headers", "resources", "status_code", "upstream")
+
+    def __init__(
+        self,
+        status: int,
+        headers: Headers,
+        body: bytes | None = None,
+        upstream: UpstreamResponse | None = None,
+    ) -> None:
+        self.status_code = status
+        self.headers = headers
+        self.body = body
+        self.upstream = upstream
+        # the resources of an inspected body whose patients are still to be counted
+        self.resources: list[dict[str, Any]] = []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.body is not None:
+            if scope["method"] != "HEAD":
+                self.headers.append((b"content-length", b"%d" % len(self.body)))
+            await send(
+                {"type": "http.response.start", "status": self.status_code, "headers": self.headers}
+            )
+            await send({"type": "http.response.body", "body": self.body})
+            return
+        assert self.upstream is not None
+        try:
+            await send(
+                {"type": "http.response.start", "status": self.status_code, "headers": self.headers}
+            )
+            async for chunk in self.upstream.chunks():
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+        finally:
+            await self.upstream.aclose()
+
+    async def aclose(self) -> None:
+        if self.upstream is not None:
+            await self.upstream.aclose()
+
+
+Response = Forwarded | Any  # a Forwarded, or a Starlette response (refusals, errors)
 
 
 class Upstream:
@@ -49,92 +162,120 @@ class Upstream:
     ):
         self.settings = settings
         self.base = settings.upstream.rstrip("/")
-        limits = httpx.Limits(
-            max_connections=settings.max_connections,
-            max_keepalive_connections=settings.max_connections,
-        )
-        self.client = httpx.AsyncClient(
-            timeout=settings.upstream_timeout_s, limits=limits, transport=transport
-        )
+        self._base_path = settings.base_path.encode()
+        self.client: Client
+        if transport is None:
+            self.client = UpstreamClient(
+                self.base,
+                timeout_s=settings.upstream_timeout_s,
+                max_connections=settings.max_connections,
+            )
+        else:
+            self.client = HttpxUpstreamClient(self.base, transport, settings.upstream_timeout_s)
 
     async def aclose(self) -> None:
         await self.client.aclose()
 
     async def ready(self) -> bool:
         try:
-            resp = await self.client.get(f"{self.base}/metadata", timeout=5.0)
-        except httpx.HTTPError:
+            response = await self.client.request("GET", b"/metadata", [])
+            await response.read()
+        except UpstreamError:
             return False
-        return resp.status_code == 200
+        return response.status == 200
 
-    def target(self, request: Request, ctx: RequestContext | None = None) -> str:
-        path = request.url.path[len(self.settings.base_path) :]
+    def target(self, scope: Scope, ctx: RequestContext | None = None) -> bytes:
+        """Path (as the client encoded it) and query below the FHIR base."""
+        raw = scope.get("raw_path")
+        if raw is not None and raw.startswith(self._base_path):
+            path = raw[len(self._base_path) :]
+        else:
+            path = quote(scope["path"][len(self.settings.base_path) :]).encode()
         if ctx is not None and ctx.upstream_params is not None:
             # a narrowed POST _search sends its parameters as the form body, nothing in the URL
-            query = "" if _is_post_search(ctx) else urlencode(ctx.upstream_params)
+            query = b"" if _is_post_search(ctx) else _urlencode(ctx.upstream_params).encode()
         else:
-            query = request.scope.get("query_string", b"").decode("latin-1")
-        return f"{self.base}{path}" + (f"?{query}" if query else "")
+            query = scope.get("query_string", b"")
+        return path + b"?" + query if query else path
 
     def forward_headers(
-        self, request: Request, ctx: RequestContext | None = None
-    ) -> list[tuple[str, str]]:
-        headers = [(k, v) for k, v in request.headers.items() if k not in _NOT_FORWARDED]
+        self, scope: Scope, head: RequestHead, ctx: RequestContext | None = None
+    ) -> Headers:
+        """The headers HAPI gets. The client's `Accept-Encoding` goes along even when the
+        gateway reads the response whole: uncompressed, HAPI writes a response in many small
+        segments, which costs the gateway far more than inflating one gzip body."""
+        headers = head.forward
         if ctx is not None and ctx.upstream_params is not None and _is_post_search(ctx):
-            headers = [(k, v) for k, v in headers if k != "content-type"]
-            headers.append(("content-type", "application/x-www-form-urlencoded"))
-        host = request.headers.get("host")
-        if host:
-            headers.append(("x-forwarded-host", host))
-        headers.append(("x-forwarded-proto", request.url.scheme))
+            headers = [(k, v) for k, v in headers if k != b"content-type"]
+            headers.append(_FORM)
+        else:
+            headers = list(headers)
+        if head.host:
+            headers.append((b"x-forwarded-host", head.host))
+        headers.append((b"x-forwarded-proto", scope.get("scheme", "http").encode()))
         return headers
 
-    def _content(self, request: Request, ctx: RequestContext | None) -> Any:
+    def _content(self, scope: Scope, receive: Receive, ctx: RequestContext | None) -> Body:
         if ctx is not None and _is_post_search(ctx) and ctx.upstream_params is not None:
             return urlencode(ctx.upstream_params).encode()
         if ctx is not None and ctx.body is not None:
             return ctx.body
-        return request.stream() if request.method in ("POST", "PUT", "PATCH") else None
+        return request_stream(receive) if scope["method"] in _BODY_METHODS else None
 
     async def forward(
-        self, request: Request, ctx: RequestContext | None = None, inspect: bool = False
+        self,
+        scope: Scope,
+        receive: Receive,
+        head: RequestHead,
+        ctx: RequestContext | None = None,
+        inspect: bool = False,
     ) -> Response:
         """Send the request to HAPI. With `inspect`, a JSON response is read whole so the
         request's resource checks can run and the patients it reaches can be counted."""
-        upstream_request = self.client.build_request(
-            request.method,
-            self.target(request, ctx),
-            headers=self.forward_headers(request, ctx),
-            content=self._content(request, ctx),
-        )
         try:
-            upstream = await self.client.send(upstream_request, stream=True)
-        except httpx.TimeoutException:
+            upstream = await self.client.request(
+                scope["method"],
+                self.target(scope, ctx),
+                self.forward_headers(scope, head, ctx),
+                self._content(scope, receive, ctx),
+            )
+        except UpstreamTimeout:
             return operation_outcome(504, "the FHIR server did not answer in time")
-        except httpx.HTTPError as exc:
-            return operation_outcome(502, f"the FHIR server is unreachable ({type(exc).__name__})")
-        headers = {k: v for k, v in upstream.headers.items() if k.lower() not in _HOP_BY_HOP}
+        except UpstreamError as exc:
+            return operation_outcome(502, f"the FHIR server is unreachable ({exc.kind})")
+        headers = [(k, v) for k, v in upstream.headers if k not in _HOP_BY_HOP]
+        status = upstream.status
         if ctx is not None:
-            ctx.status = upstream.status_code
-        if inspect and ctx is not None and _is_json(upstream.headers.get("content-type", "")):
-            raw = await upstream.aread()
-            await upstream.aclose()
-            headers.pop("content-encoding", None)
-            return self._inspected(raw, upstream.status_code, headers, ctx)
-        return StreamingResponse(
-            upstream.aiter_raw(),
-            status_code=upstream.status_code,
-            headers=headers,
-            background=BackgroundTask(upstream.aclose),
-        )
+            ctx.status = status
+        if inspect and ctx is not None and _is_json(upstream.header(b"content-type")):
+            try:
+                raw = await upstream.read()
+            except UpstreamTimeout:
+                return operation_outcome(504, "the FHIR server did not answer in time")
+            except UpstreamError as exc:
+                return operation_outcome(502, f"the FHIR server broke off ({exc.kind})")
+            encoding = upstream.header(b"content-encoding")
+            if encoding is not None:
+                decoded = _decode(raw, encoding)
+                if decoded is None:
+                    return operation_outcome(
+                        502, f"the FHIR server's {encoding.decode('latin-1')} body cannot be read"
+                    )
+                raw = decoded
+                headers = [(k, v) for k, v in headers if k != b"content-encoding"]
+            return self._inspected(raw, status, headers, ctx)
+        body = upstream.body_if_complete()
+        if body is not None:
+            return Forwarded(status, headers, body)
+        return Forwarded(status, headers, upstream=upstream)
 
     def _inspected(
-        self, raw: bytes, status: int, headers: dict[str, str], ctx: RequestContext
+        self, raw: bytes, status: int, headers: Headers, ctx: RequestContext
     ) -> Response:
         try:
-            body = json.loads(raw)
-        except ValueError:
-            return Response(raw, status_code=status, headers=headers)
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return Forwarded(status, headers, raw)
         resources = iter_resources(body)
         if isinstance(body, dict) and body.get("resourceType") == "Bundle":
             ctx.result_count = sum(
@@ -144,22 +285,77 @@ class Upstream:
             )
         elif status < 300:
             ctx.result_count = 1
-        for resource in resources:
-            ctx.patients.update(compartment_patient_ids(resource))
         if status < 300:
             denial = check_resources(ctx, resources)
             if denial is not None:
                 ctx.findings.append(Finding(denial.control, "deny", denial.status, denial.reason))
-                ctx.patients.clear()
                 ctx.status = denial.status
                 return denial_response(denial)
-        return Response(raw, status_code=status, headers=headers)
+        forwarded = Forwarded(status, headers, raw)
+        forwarded.resources = resources
+        return forwarded
+
+
+def count_patients(ctx: RequestContext, response: Any) -> None:
+    """The patients whose data went out (for the audit record; worked out once the client has
+    its answer, off its critical path)."""
+    if isinstance(response, Forwarded):
+        for resource in response.resources:
+            ctx.patients.update(compartment_patient_ids(resource))
+
+
+@lru_cache(maxsize=4096)
+def _query_pair(name: str, value: str) -> str:
+    return f"{quote_plus(name)}={quote_plus(value)}"
+
+
+def _urlencode(params: Iterable[tuple[str, str]]) -> str:
+    """`urlencode` (same output), each name=value pair encoded once per process: the narrowed
+    parameters repeat from request to request."""
+    return "&".join(_query_pair(str(k), str(v)) for k, v in params)
+
+
+async def read_body(receive: Receive) -> bytes:
+    """A request's whole body (only where a stage must read it)."""
+    parts = [chunk async for chunk in request_stream(receive)]
+    return b"".join(parts)
+
+
+async def request_stream(receive: Receive) -> AsyncIterator[bytes]:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunk = message.get("body", b"")
+        if chunk:
+            yield chunk
+        if not message.get("more_body", False):
+            return
+
+
+def _decode(raw: bytes, encoding: bytes) -> bytes | None:
+    kind = encoding.strip().lower()
+    try:
+        if kind in (b"gzip", b"x-gzip"):
+            return zlib.decompress(raw, wbits=zlib.MAX_WBITS | 16)
+        if kind == b"deflate":
+            try:
+                return zlib.decompress(raw)
+            except zlib.error:
+                return zlib.decompress(raw, wbits=-zlib.MAX_WBITS)
+        if kind == b"identity":
+            return raw
+    except zlib.error:
+        return None
+    return None
 
 
 def _is_post_search(ctx: RequestContext) -> bool:
     return ctx.method == "POST" and ctx.raw_path.rstrip("/").endswith("/_search")
 
 
-def _is_json(content_type: str) -> bool:
-    kind = content_type.split(";", 1)[0].strip().lower()
-    return kind in ("application/fhir+json", "application/json")
+def _is_json(content_type: bytes | None) -> bool:
+    if content_type is None:
+        return False
+    kind = content_type.split(b";", 1)[0].strip().lower()
+    return kind in (b"application/fhir+json", b"application/json")
