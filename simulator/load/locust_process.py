@@ -168,21 +168,26 @@ class Status:
         self.phase, self.index, self.since = phase, index, time.monotonic()
 
 
+def report(runner: Runner, status: Status, rps: float | None = None) -> None:
+    """One progress line on stdout: the phase, the slice, Locust's counts since it started;
+    `elapsed` counts from the start of the slice."""
+    total = runner.stats.total
+    line = {
+        "phase": status.phase,
+        "slice": status.index,
+        "elapsed": round(time.monotonic() - status.since, 1) if status.index >= 0 else 0.0,
+        "tokens": tokens_reported(runner),
+        "users": runner.user_count,
+        "requests": total.num_requests,
+        "failures": total.num_failures,
+        "rps": round(total.current_rps if rps is None else rps, 1),
+    }
+    print(json.dumps(line), flush=True)
+
+
 def progress(runner: Runner, status: Status) -> None:
-    """One JSON line per second on stdout; `elapsed` counts from the start of the slice."""
     while True:
-        total = runner.stats.total
-        line = {
-            "phase": status.phase,
-            "slice": status.index,
-            "elapsed": round(time.monotonic() - status.since, 1) if status.index >= 0 else 0.0,
-            "tokens": tokens_reported(runner),
-            "users": runner.user_count,
-            "requests": total.num_requests,
-            "failures": total.num_failures,
-            "rps": round(total.current_rps, 1),
-        }
-        print(json.dumps(line), flush=True)
+        report(runner, status)
         gevent.sleep(PROGRESS_INTERVAL_S)
 
 
@@ -242,6 +247,8 @@ def run_slices(
             control.pause()
         status.set("drain", index)
         drain(control, reports, STOPPING_DRAIN_S if stop.is_set() else spec.drain_budget_s)
+        status.set("done", index)
+        report(runner, status, runner.stats.total.num_requests / piece.seconds)
         gevent.kill(writing)
         writer.close_files()
         write_final_csvs(env, piece.csv_prefix)

@@ -230,8 +230,9 @@ class SliceProgress:
             self.progress.config_started(
                 index + 1, len(self.slices), self.label(piece), piece.seconds
             )
-        if index == self.current and status.get("phase") in ("load", "drain"):
-            self.last = status
+        if index == self.current and status.get("phase") == "done":
+            self.last = status  # the slice's counts once its last request was answered
+            return
         self.progress.update(status)
 
     def finish(self) -> None:
@@ -393,12 +394,6 @@ def run_matrix(
     run_dir.mkdir(parents=True, exist_ok=True)
     try:
         run_rounds(cfg, plan, pop, options, run_dir, users, result, progress)
-        for done in result.configs:
-            t = done.totals
-            progress.note(
-                f"{done.name:<4} {t.requests} requests  {t.rps or 0:.1f} rps  "
-                f"p50 {t.p50_ms or 0:.3f} ms  {t.denied} denied  {t.failures} failed"
-            )
     except KeyboardInterrupt:
         result.interrupted = True
         raise
