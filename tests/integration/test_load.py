@@ -141,11 +141,14 @@ def test_interleaved_rounds_give_every_configuration_samples_from_each(
 
 
 def test_workers_send_their_samples_to_the_master(seeded: LabConfig, tmp_path: Path) -> None:
-    args = ["--matrix", "off", "--seconds", "2", "--users", "2", "--workers", "1"]
-    result = fhirlab_load(seeded, tmp_path, *args, WELL_BEHAVED)
-    (config,) = result["configs"]
+    args = ["--matrix", "off,C05", "--seconds", "4", "--rounds", "2", "--users", "2"]
+    result = fhirlab_load(seeded, tmp_path, *args, "--workers", "1", WELL_BEHAVED)
     assert result["workers"] == 1
-    assert config["requests"] > 0 and config["failures"] == 0 and tokens(config) == 2
-    directory = result["run_dir"] / config["directory"]
-    assert (directory / "locust-worker-1.log").is_file()
-    assert locust_total(directory) == config["requests"] + tokens(config)
+    assert (result["run_dir"] / "load" / "locust-worker-1.log").is_file()
+    for config in result["configs"]:
+        assert config["requests"] > 0 and config["failures"] == 0 and tokens(config) == 2
+        # the worker's samples of each slice reached the master before the next slice
+        assert [r["round"] for r in config["by_round"]] == [1, 2]
+        assert all(r["requests"] > 0 for r in config["by_round"])
+        directory = result["run_dir"] / config["directory"]
+        assert locust_rounds_total(directory) == config["requests"]
