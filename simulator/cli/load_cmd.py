@@ -1,5 +1,5 @@
-"""`fhirlab load`: the scenario library under Locust load, once per configuration of the controls
-matrix, against the running, seeded lab (docs/load.md)."""
+"""`fhirlab load`: the scenario library under Locust load, through one gateway per configuration
+of the controls matrix in interleaved rounds, against the running, seeded lab (docs/load.md)."""
 
 from __future__ import annotations
 
@@ -32,7 +32,21 @@ def load(
             "(default: all of them)"
         ),
     ] = None,
-    seconds: Annotated[float, typer.Option(help="load time per configuration")] = 10.0,
+    seconds: Annotated[
+        float, typer.Option(help="measured time per configuration, all rounds together")
+    ] = 10.0,
+    rounds: Annotated[
+        int | None,
+        typer.Option(
+            help="interleaved rounds: each gives every configuration seconds/rounds, in a "
+            "rotated order (default: 3 for more than one configuration, fewer for short "
+            "--seconds; 1: one configuration after the other)"
+        ),
+    ] = None,
+    warmup: Annotated[
+        float,
+        typer.Option(help="seconds of unmeasured load on the first configuration (0: none)"),
+    ] = 2.0,
     users: Annotated[
         int | None,
         typer.Option(help="virtual users (default: one per scenario weight share)"),
@@ -60,7 +74,8 @@ def load(
     ] = None,
 ) -> None:
     """Run the scenario library under Locust load through one extra gateway per configuration
-    (off, each run-time control alone, all) and compare throughput and latency with `off`."""
+    (off, each run-time control alone, all), in interleaved rounds, and compare throughput and
+    latency with `off`."""
     options = LoadOptions(
         seconds=seconds,
         users=users,
@@ -72,6 +87,8 @@ def load(
         library=library,
         rate_limit=rate_limit,
         read_only=read_only,
+        rounds=rounds,
+        warmup=warmup,
     )
     cfg = load_config()
     run_dir = results / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())

@@ -107,6 +107,7 @@ def wait_for(
             pass
         code = main.poll()
         if code is not None:
+            _pass_on_rest(lines, on_status)
             return code
         if not asked_to_stop and time.monotonic() - started > budget_s:
             main.send_signal(signal.SIGTERM)
@@ -118,3 +119,14 @@ def wait_for(
                 f"the Locust process did not finish within {budget_s + STOP_GRACE_S:.0f} s",
                 "see locust.log in the configuration's directory",
             )
+
+
+def _pass_on_rest(
+    lines: queue.Queue[dict[str, Any]], on_status: Callable[[dict[str, Any]], None]
+) -> None:
+    """The progress lines still on their way once the process has exited."""
+    while True:
+        try:
+            on_status(lines.get(timeout=0.5))
+        except queue.Empty:
+            return

@@ -22,6 +22,7 @@ class ConfigResult:
     alerts: int | None = None
     alert_detectors: dict[str, int] = field(default_factory=dict)
     directory: str | None = None  # load/<config>/, relative to the run directory
+    by_round: tuple[dict[str, Any], ...] = ()  # each measured slice, summarized, in round order
 
     def to_dict(self, baseline: ConfigResult | None = None) -> dict[str, Any]:
         t = self.totals
@@ -55,6 +56,8 @@ class ConfigResult:
             "alert_detectors": self.alert_detectors,
             "vs_off": vs_off,
             "directory": self.directory,
+            "rounds": len(self.by_round),
+            "by_round": list(self.by_round),
         }
 
 
@@ -75,6 +78,10 @@ class LoadResult:
     load_average: list[float] = field(default_factory=list)  # 1-min load before, after the run
     interrupted: bool = False
     pace: float = 0.0  # requests per second per user; 0: back to back
+    rounds: int = 1  # interleaved rounds: each configuration ran seconds / rounds per round
+    warmup_s: float = 0.0  # unmeasured load on the first configuration before the rounds
+    order: list[list[str]] = field(default_factory=list)  # each round's configurations, in order
+    startup_s: float | None = None  # Locust's start to the first slice (imports, logins)
 
     @property
     def baseline(self) -> ConfigResult | None:
@@ -90,6 +97,10 @@ class LoadResult:
             "spawn_rate": self.spawn_rate,
             "workers": self.workers,
             "pace": self.pace,
+            "rounds": self.rounds,
+            "warmup_s": self.warmup_s,
+            "order": self.order,
+            "startup_s": self.startup_s,
             "rate_limit": self.rate_limit,
             "read_only": self.read_only,
             "load_average": self.load_average,

@@ -1,10 +1,14 @@
-"""Run the load matrix: for each configuration, an extra gateway with those control modes, the
-scenario library under Locust against it for a fixed time, then the measurements.
+"""Run the load matrix: an extra gateway per configuration (all started up front), the scenario
+library under Locust against them in interleaved rounds (every round gives every configuration a
+slice of its time, in a rotated order, `simulator.load.rounds`), then the measurements over each
+configuration's slices together.
 
     result = run_matrix(cfg, LoadOptions(seconds=5, matrix=parse_matrix("off,all")), run_dir)
 
-Writes `<run_dir>/load.json` and `<run_dir>/load/<config>/` (Locust CSVs and logs, the
-gateway's policy, log, audit.jsonl and alerts.jsonl); see docs/load.md.
+Writes `<run_dir>/load.json`, `<run_dir>/load/<config>/` (the gateway's policy, log,
+audit.jsonl and alerts.jsonl, the configuration's samples, `round-<n>/` with each slice's
+Locust CSVs and samples) and `<run_dir>/load/` (Locust's logs, the logins' samples, the
+warm-up's gateway and slice); see docs/load.md.
 """
 
 from __future__ import annotations
@@ -15,8 +19,11 @@ import random
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -28,8 +35,9 @@ from simulator.load.plan import LoadPlan, build_plan
 from simulator.load.processes import START_BUDGET_S, locust_processes, wait_for
 from simulator.load.progress import LoadProgress, QuietProgress
 from simulator.load.result import ConfigResult, LoadResult
+from simulator.load.rounds import MAX_ROUNDS, MIN_SLICE_S, accumulate, default_rounds, slice_plan
 from simulator.load.samples import Samples
-from simulator.load.spec import LoadSpec, Population, lab_environment
+from simulator.load.spec import SAMPLES_FILE, LoadSpec, Population, Slice, lab_environment
 from simulator.load.stats import summarize
 from simulator.replay.library import common_family, seeded
 from simulator.scenarios import ParameterError, bindings_for, load_library
@@ -40,12 +48,15 @@ from simulator.stack.extra_gateway import extra_gateway, free_port
 MAX_SECONDS = 3600.0
 MAX_USERS = 1000
 MAX_WORKERS = 16
+MAX_WARMUP_S = 600.0
 LOAD_FILE = "load.json"
+LOGIN_SAMPLES_FILE = "login-samples.json"
+WARMUP_DIR = "warmup"
 
 
 @dataclass(frozen=True)
 class LoadOptions:
-    seconds: float = 10.0  # per configuration
+    seconds: float = 10.0  # per configuration, all its rounds together
     users: int | None = None  # None: the plan's total scenario weight (one user per share)
     spawn_rate: float | None = None  # users started per second; None: all within a second
     workers: int = 0  # 0: one local Locust process; N: a master and N workers
@@ -55,6 +66,14 @@ class LoadOptions:
     library: Path | None = None
     rate_limit: bool = False  # keep the gateway's rate limiter on (off: measure the controls)
     read_only: bool = False
+    rounds: int | None = None  # interleaved rounds; None: `default_rounds` (3 for a matrix)
+    warmup: float = 2.0  # seconds of unmeasured load on the first configuration; 0: none
+
+    @property
+    def resolved_rounds(self) -> int:
+        if self.rounds is not None:
+            return self.rounds
+        return default_rounds(len(self.matrix), self.seconds)
 
     def check(self) -> None:
         if not 0 < self.seconds <= MAX_SECONDS:
@@ -71,6 +90,18 @@ class LoadOptions:
             raise LabError(f"--pace {self.pace:g} must not be negative", "e.g. 5, or 0")
         if not self.matrix:
             raise LabError("the controls matrix is empty", "e.g. --matrix off,all")
+        if self.rounds is not None and not 0 < self.rounds <= MAX_ROUNDS:
+            raise LabError(f"--rounds {self.rounds} is out of range", f"give 1..{MAX_ROUNDS}")
+        if self.seconds / self.resolved_rounds < MIN_SLICE_S:
+            raise LabError(
+                f"--seconds {self.seconds:g} in {self.resolved_rounds} rounds makes slices of "
+                f"{self.seconds / self.resolved_rounds:.2f} s",
+                f"give at least {MIN_SLICE_S:g} s per round (more --seconds or fewer --rounds)",
+            )
+        if not 0 <= self.warmup <= MAX_WARMUP_S:
+            raise LabError(
+                f"--warmup {self.warmup:g} is out of range", f"give 0..{MAX_WARMUP_S:g} (0: none)"
+            )
 
 
 def population(cfg: LabConfig) -> Population:
@@ -119,48 +150,46 @@ def tally(path: Path, key: str) -> Counter[str] | None:
     return counts
 
 
-def run_configuration(
-    cfg: LabConfig,
-    plan: LoadPlan,
-    pop: Population,
-    config: Configuration,
-    options: LoadOptions,
-    run_dir: Path,
-    users: int,
-    progress: LoadProgress,
-) -> ConfigResult:
+def read_samples(path: Path) -> Samples | None:
+    if not path.exists():
+        return None
+    return Samples.from_dict(json.loads(path.read_text(encoding="utf-8")))
+
+
+def round_stats(number: int, samples: Samples) -> dict[str, Any]:
+    """One slice of a configuration, summarized (drift shows as a trend over its rounds)."""
+    t = summarize(samples)
+    return {
+        "round": number,
+        "requests": t.requests,
+        "denied": t.denied,
+        "failures": t.failures,
+        "window_s": t.window_s,
+        "rps": t.rps,
+        "p50_ms": t.p50_ms,
+        "p99_ms": t.p99_ms,
+    }
+
+
+def configuration_result(
+    config: Configuration, slices: Sequence[Slice], logins: Samples, run_dir: Path
+) -> ConfigResult | None:
+    """A configuration's measured slices together (None if none ran): every sample, the sum of
+    the slices' windows as its time, and the users' logins (shared by every configuration) as
+    its TOKEN rows beside the renewals in its slices. Writes `load/<config>/samples.json`."""
     directory = run_dir / "load" / config.name
-    directory.mkdir(parents=True, exist_ok=True)
-    samples_path = directory / "samples.json"
-    with extra_gateway(
-        cfg, f"load-{config.name}", directory, dict(config.modes), rate_limit=options.rate_limit
-    ) as gateway:
-        spec = LoadSpec(
-            host=gateway.base_url,
-            scenarios=tuple(plan.names),
-            library=str(options.library) if options.library else None,
-            read_only=options.read_only,
-            users=users,
-            spawn_rate=options.spawn_rate or float(users),
-            seconds=options.seconds,
-            workers=options.workers,
-            pace=options.pace,
-            population=pop,
-            csv_prefix=str(directory / "locust"),
-            samples_path=str(samples_path),
-            master_port=free_port(cfg.host) if options.workers else None,
-        )
-        spec_path = spec.write(directory / "locust-spec.json")
-        env = lab_environment(cfg)
-        with locust_processes(spec, spec_path, directory, env) as (main, lines):
-            budget = START_BUDGET_S + spec.worker_wait_s + spec.login_budget_s + options.seconds
-            code = wait_for(main, lines, budget, progress.update)
-        if code != 0 or not samples_path.exists():
-            raise LabError(
-                f"the Locust process of configuration {config.name!r} failed (exit {code})",
-                f"see {directory / 'locust.log'}",
-            )
-    samples = Samples.from_dict(json.loads(samples_path.read_text(encoding="utf-8")))
+    parts = [
+        (piece.round, part)
+        for piece in slices
+        if piece.config == config.name and piece.round > 0
+        for part in [read_samples(Path(piece.directory) / SAMPLES_FILE)]
+        if part is not None
+    ]
+    if not parts:
+        return None
+    samples = accumulate([part for _, part in parts])
+    samples.merge(logins)
+    (directory / SAMPLES_FILE).write_text(json.dumps(samples.to_dict()), encoding="utf-8")
     kinds = tally(directory / "audit" / AUDIT_FILE, "kind")
     detectors = tally(directory / "audit" / ALERTS_FILE, "detector")
     return ConfigResult(
@@ -171,7 +200,153 @@ def run_configuration(
         alerts=None if detectors is None else sum(detectors.values()),
         alert_detectors=dict(sorted((detectors or {}).items())),
         directory=str(directory.relative_to(run_dir)),
+        by_round=tuple(round_stats(number, part) for number, part in parts),
     )
+
+
+class SliceProgress:
+    """Turns the Locust process's progress lines into one progress bar per slice."""
+
+    def __init__(self, progress: LoadProgress, slices: Sequence[Slice], rounds: int) -> None:
+        self.progress, self.slices, self.rounds = progress, slices, rounds
+        self.current = -1
+        self.last: dict[str, Any] = {}
+        self.started = time.monotonic()
+        self.startup_s: float | None = None  # Locust's start to the first slice (logins)
+
+    def label(self, piece: Slice) -> str:
+        if piece.round == 0:
+            return f"warm-up ({piece.config})"
+        return f"{piece.config:<4} round {piece.round}/{self.rounds}"
+
+    def __call__(self, status: dict[str, Any]) -> None:
+        index = int(status.get("slice", -1))
+        if index != self.current and 0 <= index < len(self.slices):
+            if self.startup_s is None:
+                self.startup_s = round(time.monotonic() - self.started, 3)
+            self.finish()
+            self.current = index
+            piece = self.slices[index]
+            self.progress.config_started(
+                index + 1, len(self.slices), self.label(piece), piece.seconds
+            )
+        if index == self.current and status.get("phase") == "done":
+            self.last = status  # the slice's counts once its last request was answered
+            return
+        self.progress.update(status)
+
+    def finish(self) -> None:
+        if self.current < 0:
+            return
+        s = self.last
+        self.progress.config_done(
+            self.label(self.slices[self.current]),
+            f"{s.get('requests', 0)} requests  {s.get('rps', 0.0):.1f} rps  "
+            f"{s.get('failures', 0)} failed",
+        )
+        self.last = {}
+
+
+def plan_slices(
+    options: LoadOptions, rounds: int, hosts: dict[str, str], run_dir: Path
+) -> list[Slice]:
+    names = [config.name for config in options.matrix]
+    slices = []
+    for piece in slice_plan(names, rounds, options.seconds, options.warmup):
+        if piece.measured:
+            directory = run_dir / "load" / piece.config / f"round-{piece.round}"
+            host = hosts[piece.config]
+        else:
+            directory, host = run_dir / "load" / WARMUP_DIR, hosts[WARMUP_DIR]
+        slices.append(Slice(piece.config, piece.round, piece.seconds, host, str(directory)))
+    return slices
+
+
+def start_gateway(
+    gateways: ExitStack,
+    cfg: LabConfig,
+    directory: Path,
+    config: Configuration,
+    options: LoadOptions,
+) -> str:
+    """An extra gateway with `config`'s modes, its files in `directory`, stopped with
+    `gateways`; its FHIR base."""
+    gateway = extra_gateway(
+        cfg, f"load-{directory.name}", directory, dict(config.modes), rate_limit=options.rate_limit
+    )
+    return gateways.enter_context(gateway).base_url
+
+
+def run_rounds(
+    cfg: LabConfig,
+    plan: LoadPlan,
+    pop: Population,
+    options: LoadOptions,
+    run_dir: Path,
+    users: int,
+    result: LoadResult,
+    progress: LoadProgress,
+) -> None:
+    """Start every configuration's gateway (and the warm-up's), run the slices in one Locust
+    process, stop the gateways gracefully (their audit logs complete), then summarize each
+    configuration over its slices; also after Ctrl-C, with the slices that ran."""
+    load_dir = run_dir / "load"
+    load_dir.mkdir(parents=True, exist_ok=True)
+    code: int | None = None
+    slices: list[Slice] = []
+    ticker: SliceProgress | None = None
+    try:
+        with ExitStack() as gateways:
+            hosts: dict[str, str] = {}
+            progress.note(f"starting {len(options.matrix)} gateways")
+            for config in options.matrix:
+                hosts[config.name] = start_gateway(
+                    gateways, cfg, load_dir / config.name, config, options
+                )
+            if options.warmup > 0:
+                hosts[WARMUP_DIR] = start_gateway(
+                    gateways, cfg, load_dir / WARMUP_DIR, options.matrix[0], options
+                )
+            slices = plan_slices(options, result.rounds, hosts, run_dir)
+            result.order = [
+                [s.config for s in slices if s.round == number]
+                for number in range(1, result.rounds + 1)
+            ]
+            spec = LoadSpec(
+                slices=tuple(slices),
+                scenarios=tuple(plan.names),
+                library=str(options.library) if options.library else None,
+                read_only=options.read_only,
+                users=users,
+                spawn_rate=options.spawn_rate or float(users),
+                workers=options.workers,
+                pace=options.pace,
+                population=pop,
+                login_samples_path=str(load_dir / LOGIN_SAMPLES_FILE),
+                master_port=free_port(cfg.host) if options.workers else None,
+            )
+            spec_path = spec.write(load_dir / "locust-spec.json")
+            ticker = SliceProgress(progress, slices, result.rounds)
+            budget = (
+                START_BUDGET_S + spec.worker_wait_s + spec.login_budget_s + spec.seconds
+                + len(slices) * (spec.drain_budget_s + 1.0)
+            )  # fmt: skip
+            with locust_processes(spec, spec_path, load_dir, lab_environment(cfg)) as (
+                main,
+                lines,
+            ):
+                code = wait_for(main, lines, budget, ticker)
+            ticker.finish()
+    finally:
+        if ticker is not None:
+            result.startup_s = ticker.startup_s
+        logins = read_samples(load_dir / LOGIN_SAMPLES_FILE) or Samples()
+        for config in options.matrix:
+            done = configuration_result(config, slices, logins, run_dir)
+            if done is not None:
+                result.configs.append(done)
+    if code != 0:
+        raise LabError(f"the Locust process failed (exit {code})", f"see {load_dir / 'locust.log'}")
 
 
 def run_matrix(
@@ -180,8 +355,8 @@ def run_matrix(
     run_dir: Path,
     progress: LoadProgress | None = None,
 ) -> LoadResult:
-    """Measure every configuration of `options.matrix` under the same load, one after the
-    other; write `<run_dir>/load.json` (also after Ctrl-C, with what was measured)."""
+    """Measure every configuration of `options.matrix` under the same load, in interleaved
+    rounds; write `<run_dir>/load.json` (also after Ctrl-C, with what was measured)."""
     options.check()
     progress = progress or QuietProgress()
     plan = build_plan(
@@ -213,19 +388,12 @@ def run_matrix(
         rate_limit=options.rate_limit,
         read_only=options.read_only,
         load_average=[round(os.getloadavg()[0], 2)],
+        rounds=options.resolved_rounds,
+        warmup_s=options.warmup,
     )
     run_dir.mkdir(parents=True, exist_ok=True)
     try:
-        for index, config in enumerate(options.matrix, start=1):
-            progress.config_started(index, len(options.matrix), config.name, options.seconds)
-            done = run_configuration(cfg, plan, pop, config, options, run_dir, users, progress)
-            result.configs.append(done)
-            t = done.totals
-            progress.config_done(
-                config.name,
-                f"{t.requests} requests  {t.rps or 0:.1f} rps  p50 {t.p50_ms or 0:.3f} ms  "
-                f"{t.denied} denied  {t.failures} failed",
-            )
+        run_rounds(cfg, plan, pop, options, run_dir, users, result, progress)
     except KeyboardInterrupt:
         result.interrupted = True
         raise

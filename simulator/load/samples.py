@@ -69,6 +69,7 @@ class Samples:
     series: dict[tuple[str, str], Series] = field(default_factory=dict)
     first_start: float | None = None  # earliest FHIR request start (epoch seconds)
     last_end: float | None = None  # latest FHIR response end
+    measured_s: float | None = None  # set: the measured time (slices of interleaved rounds)
 
     def add(
         self,
@@ -101,6 +102,10 @@ class Samples:
 
     @property
     def window_s(self) -> float:
+        """The measured time: `measured_s` when set (the sum of the slices' windows), else
+        from the first FHIR request's start to the last FHIR response's end."""
+        if self.measured_s is not None:
+            return self.measured_s
         if self.first_start is None or self.last_end is None:
             return 0.0
         return max(0.0, self.last_end - self.first_start)
@@ -110,6 +115,7 @@ class Samples:
             "version": SAMPLES_VERSION,
             "first_start": self.first_start,
             "last_end": self.last_end,
+            **({"measured_s": self.measured_s} if self.measured_s is not None else {}),
             "series": [
                 {"method": m, "name": n, **s.to_dict()} for (m, n), s in self.series.items()
             ],
@@ -121,4 +127,10 @@ class Samples:
             (str(item["method"]), str(item["name"])): Series.from_dict(item)
             for item in data.get("series") or ()
         }
-        return cls(series, data.get("first_start"), data.get("last_end"))
+        measured = data.get("measured_s")
+        return cls(
+            series,
+            data.get("first_start"),
+            data.get("last_end"),
+            None if measured is None else float(measured),
+        )

@@ -1,4 +1,4 @@
-"""What the command hands to a Locust process: one JSON file per configuration (plain data).
+"""What the command hands to the Locust process: one JSON file per run (plain data).
 
 The Locust process rebuilds the plan from the library and the scenario names, and the lab's
 configuration from the `FHIRLAB_*` environment (`lab_environment`), so nothing but names,
@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from simulator.stack.config import LabConfig
+
+SAMPLES_FILE = "samples.json"
 
 _URL_VARS = {
     "gateway": "FHIRLAB_GATEWAY_URL",
@@ -35,26 +37,55 @@ class Population:
 
 
 @dataclass(frozen=True)
+class Slice:
+    """A slice of the run: the users send to `host` (a configuration's gateway) for `seconds`.
+    Its Locust CSVs (`<directory>/locust_stats.csv`, ...) and raw samples
+    (`<directory>/samples.json`) go to `directory`."""
+
+    config: str
+    round: int  # 1..rounds; 0: the unmeasured warm-up
+    seconds: float
+    host: str
+    directory: str
+
+    @property
+    def csv_prefix(self) -> str:
+        return str(Path(self.directory) / "locust")
+
+    @property
+    def samples_path(self) -> Path:
+        return Path(self.directory) / SAMPLES_FILE
+
+
+@dataclass(frozen=True)
 class LoadSpec:
-    host: str  # the configuration's gateway FHIR base
+    slices: tuple[Slice, ...]  # in the order run
     scenarios: tuple[str, ...]
     library: str | None
     read_only: bool
     users: int
     spawn_rate: float
-    seconds: float
     workers: int
     population: Population
-    csv_prefix: str  # Locust's CSVs: <prefix>_stats.csv, ...
-    samples_path: str  # raw response times (simulator.load.samples)
+    login_samples_path: str  # the users' token acquisitions before the first slice
     pace: float = 0.0  # requests per second per user; 0: no think time
     master_port: int | None = None
     worker_wait_s: float = 60.0  # the master's wait for its workers to connect
-    login_budget_s: float = 120.0  # the wait for every user's token before the measured time
+    login_budget_s: float = 120.0  # the wait for every user's token before the first slice
+    drain_budget_s: float = 30.0  # after a slice, the wait for the requests still in flight
+
+    @property
+    def host(self) -> str:
+        return self.slices[0].host
+
+    @property
+    def seconds(self) -> float:
+        return sum(s.seconds for s in self.slices)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["scenarios"] = list(self.scenarios)
+        data["slices"] = [asdict(s) for s in self.slices]
         return data
 
     @classmethod
@@ -62,6 +93,7 @@ class LoadSpec:
         data = dict(data)
         data["population"] = Population(**data["population"])
         data["scenarios"] = tuple(data["scenarios"])
+        data["slices"] = tuple(Slice(**s) for s in data["slices"])
         return cls(**data)
 
     def write(self, path: Path) -> Path:

@@ -17,6 +17,8 @@ def load_table(result: LoadResult) -> Table:
     """config, rps, ratio to off, p50, added p50 (all requests; on the requests both served),
     p99, denied, failed; load.json has every figure (added p99 too) with 3 decimals."""
     title = f"load: {result.users} users, {result.seconds:g} s per configuration"
+    if result.rounds > 1:
+        title += f" in {result.rounds} interleaved rounds"
     if result.workers:
         title += f", {result.workers} workers"
     caption = "times in ms; +p50 ok: on the requests both this and off served"

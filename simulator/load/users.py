@@ -2,9 +2,12 @@
 
 Each virtual user draws its own parameters from the seeded population, obtains its token in
 `on_start` through the scenario's real SMART flow (reported as a `TOKEN` request named after the
-scenario), waits until every user has its token (the `go` event: the measured time starts then,
-so that slow logins do not eat into it), then runs the scenario's tasks by weight, back to back
-or at a fixed pace per user. A response is judged
+scenario), then runs the scenario's tasks by weight, back to back or at a fixed pace per user,
+while a slice runs (`SliceControl`): the Locust process starts the first slice when every user
+has its token, so that slow logins do not eat into the measured time, points the users at the
+slice's gateway, and pauses them between slices. Every request is tagged with the slice it was
+sent in. The token is kept across slices: every gateway of the run accepts the lab's tokens.
+A response is judged
 once (`simulator.load.responses`): a policy refusal is reported as a success to Locust and marked
 `denied` in the request's context, so the raw-sample listener can count it.
 """
@@ -42,6 +45,24 @@ class TokenError(Exception):
     """The user's token could not be obtained (the failure Locust records for TOKEN)."""
 
 
+class SliceControl:
+    """Where the users send and whether they may: `begin` a slice (its index and its gateway's
+    FHIR base), `pause` at its end; `inflight` counts the requests not yet answered."""
+
+    def __init__(self, host: str) -> None:
+        self.go = Event()
+        self.index = -1  # -1: before the first slice (the logins)
+        self.host = host.rstrip("/")
+        self.inflight = 0
+
+    def begin(self, index: int, host: str) -> None:
+        self.index, self.host = index, host.rstrip("/")
+        self.go.set()
+
+    def pause(self) -> None:
+        self.go.clear()
+
+
 class ScenarioUser(FastHttpUser):
     """The shared behaviour; `user_classes` makes one subclass per scenario."""
 
@@ -52,15 +73,18 @@ class ScenarioUser(FastHttpUser):
     profile: ClassVar[ClientProfile]
     population: ClassVar[Population]
     numbering: ClassVar[itertools.count[int]]
-    go: ClassVar[Event]  # set when every user has its token: the measured time starts
+    control: ClassVar[SliceControl]  # the current slice; its `go` is set while it runs
 
     def on_start(self) -> None:
         self.number = next(self.numbering)
         self.bindings = self._bindings()
         self.token: Token | None = None
-        self.walks: dict[str, tuple[str, int]] = {}  # task name -> (next url, pages walked)
+        # task name -> (next url, pages walked, the slice it was walked in)
+        self.walks: dict[str, tuple[str, int, int]] = {}
         self._renew()
-        self.go.wait()
+
+    def wait_for_slice(self) -> None:
+        self.control.go.wait()
 
     # ---- the token --------------------------------------------------------------------
     def _bindings(self) -> Bindings:
@@ -111,7 +135,7 @@ class ScenarioUser(FastHttpUser):
             response_time=ms,
             response_length=0,
             exception=error,
-            context={"outcome": str(outcome)},
+            context={"outcome": str(outcome), "slice": self.control.index},
             start_time=started,
             url=None,
             response=None,
@@ -139,31 +163,41 @@ class ScenarioUser(FastHttpUser):
         data: str | None = None,
         content_type: str | None = None,
     ) -> bytes | None:
-        """One request, judged; the body of a successful response (for page walks)."""
+        """One request in the current slice, to its gateway, judged; the body of a successful
+        response (for page walks)."""
+        self.wait_for_slice()
         if self._token_due():
             self._renew()
         headers = self.headers()
         if content_type:
             headers["Content-Type"] = content_type
-        target = url if url.startswith(("http://", "https://")) else "/" + url
-        with self.client.request(
-            method, quote(target, safe=URL_SAFE), name=name, headers=headers, data=data,
-            catch_response=True,
-        ) as resp:  # fmt: skip
-            status = resp.status_code or None
-            body = resp.content if status else None
-            outcome, control = classify(status, body, resp.headers)
-            context = resp.request_meta["context"]
-            context["outcome"], context["control"] = str(outcome), control
-            if outcome is Outcome.FAILED:
-                resp.failure(str(resp.error) if resp.error else f"HTTP {resp.status_code}")
-            else:
-                resp.success()
-            return body if outcome is Outcome.OK else None
+        slice_control = self.control
+        index = slice_control.index
+        target = url if url.startswith(("http://", "https://")) else f"{slice_control.host}/{url}"
+        slice_control.inflight += 1
+        try:
+            with self.client.request(
+                method, quote(target, safe=URL_SAFE), name=name, headers=headers, data=data,
+                catch_response=True,
+            ) as resp:  # fmt: skip
+                status = resp.status_code or None
+                body = resp.content if status else None
+                outcome, control = classify(status, body, resp.headers)
+                context = resp.request_meta["context"]
+                context["outcome"], context["control"] = str(outcome), control
+                context["slice"] = index
+                if outcome is Outcome.FAILED:
+                    resp.failure(str(resp.error) if resp.error else f"HTTP {resp.status_code}")
+                else:
+                    resp.success()
+                return body if outcome is Outcome.OK else None
+        finally:
+            slice_control.inflight -= 1
 
 
 def request_task(task: LoadTask) -> Callable[[ScenarioUser], None]:
     def run(user: ScenarioUser) -> None:
+        user.wait_for_slice()
         b = user.bindings
         url = resolve(task.url, b)
         if task.body is not None:
@@ -180,19 +214,23 @@ def request_task(task: LoadTask) -> Callable[[ScenarioUser], None]:
 
 
 def page_walk_task(task: LoadTask) -> Callable[[ScenarioUser], None]:
-    """One page per run: the first, then the `next` link, until max_pages or the last page."""
+    """One page per run: the first, then the `next` link, until max_pages or the last page. A
+    walk does not cross slices: its `next` links point at the gateway that served it."""
 
     def run(user: ScenarioUser) -> None:
+        user.wait_for_slice()
+        index = user.control.index
         walked = user.walks.pop(task.name, None)
-        if walked is None or walked[1] >= (task.max_pages or 1):
+        if walked is None or walked[1] >= (task.max_pages or 1) or walked[2] != index:
             url = resolve(task.url, user.bindings)
             url += ("&" if "?" in url else "?") + f"_count={task.count}"
             name, pages = task.name, 0
         else:
-            (url, pages), name = walked, task.next_page_name
+            url, pages, _ = walked
+            name = task.next_page_name
         following = next_page(user.send("GET", url, name))
         if following:
-            user.walks[task.name] = (following, pages + 1)
+            user.walks[task.name] = (following, pages + 1, index)
 
     run.__name__ = task.name
     return run
@@ -207,12 +245,11 @@ def user_classes(
     lab: LabConfig,
     profiles: dict[str, ClientProfile],
     population: Population,
-    host: str,
-    go: Event,
+    control: SliceControl,
     pace: float = 0.0,
 ) -> list[type[ScenarioUser]]:
     """One user class per scenario of the plan, weighted by the scenario's load weight; the
-    users wait for `go` between obtaining their token and their first request. `pace` > 0:
+    users send only while `control` runs a slice, to its gateway. `pace` > 0:
     each user sends at most that many requests per second (0: back to back)."""
     classes: list[type[ScenarioUser]] = []
     for load in plan.scenarios:
@@ -225,14 +262,14 @@ def user_classes(
             "abstract": False,
             "weight": load.weight,
             "wait_time": constant_throughput(pace) if pace > 0 else constant(0),
-            "host": host,
+            "host": control.host,
             "tasks": tasks,
             "load": load,
             "lab": lab,
             "profile": profiles[load.scenario.client],
             "population": population,
             "numbering": itertools.count(),
-            "go": go,
+            "control": control,
         }
         classes.append(type(_class_name(load.name), (ScenarioUser,), attrs))
     return classes

@@ -1,7 +1,8 @@
 """`fhirlab load` against the real stack: a short matrix produces statistics for every
 configuration, Locust's CSVs and the gateway's audit log; `all` refuses what a misconfigured
-scenario does wrong while `off` lets it through; the master/worker mode gathers the raw samples
-from its worker."""
+scenario does wrong while `off` lets it through; interleaved rounds give every configuration
+samples from every round, the warm-up none; the master/worker mode gathers the raw samples from
+its worker."""
 
 from __future__ import annotations
 
@@ -41,11 +42,23 @@ def fhirlab_load(lab: LabConfig, results: Path, *args: str) -> dict[str, Any]:
     return {"run_dir": document.parent, **json.loads(document.read_text())}
 
 
-def locust_total(config_dir: Path) -> int:
-    with (config_dir / "locust_stats.csv").open() as handle:
+def locust_total(slice_dir: Path) -> int:
+    with (slice_dir / "locust_stats.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     (aggregated,) = [r for r in rows if r["Name"] == "Aggregated"]
     return int(aggregated["Request Count"])
+
+
+def locust_rounds_total(config_dir: Path) -> int:
+    """Locust's count over the configuration's slices (without the logins, counted before the
+    first slice)."""
+    return sum(locust_total(d) for d in sorted(config_dir.glob("round-*")))
+
+
+def renewals(config: dict[str, Any], users: int) -> int:
+    """Token acquisitions during the configuration's slices (the TOKEN rows also list the
+    users' logins, shared by every configuration)."""
+    return tokens(config) - users
 
 
 def rows_of(config: dict[str, Any], scenario: str) -> list[dict[str, Any]]:
@@ -60,20 +73,21 @@ def tokens(config: dict[str, Any]) -> int:
 
 
 def test_a_short_matrix_measures_off_and_all(seeded: LabConfig, tmp_path: Path) -> None:
-    args = ["--matrix", "all,off", "--seconds", "3", "--users", "2"]
+    args = ["--matrix", "all,off", "--seconds", "3", "--users", "2", "--warmup", "0"]
     result = fhirlab_load(seeded, tmp_path, *args, MISCONFIGURED, WELL_BEHAVED)
     run_dir: Path = result["run_dir"]
     assert [s["name"] for s in result["scenarios"]] == [MISCONFIGURED, WELL_BEHAVED]
+    assert result["rounds"] == 1 and result["order"] == [["off", "all"]]  # 3 s: one round
     off, every = result["configs"]
     assert (off["name"], every["name"]) == ("off", "all")
     for config in (off, every):
         directory = run_dir / config["directory"]
         for name in ("locust_stats.csv", "locust_stats_history.csv", "locust_failures.csv"):
-            assert (directory / name).is_file(), name
+            assert (directory / "round-1" / name).is_file(), name
         assert config["requests"] > 0 and config["rps"] > 0 and config["failures"] == 0
         assert 0 < config["p50_ms"] <= config["p95_ms"] <= config["p99_ms"]
-        assert tokens(config) == 2
-        assert locust_total(directory) == config["requests"] + tokens(config)
+        assert tokens(config) >= 2
+        assert locust_rounds_total(directory) == config["requests"] + renewals(config, 2)
         assert rows_of(config, MISCONFIGURED) and rows_of(config, WELL_BEHAVED)
     # off: every run-time control off, nothing refused, no audit log (C06 is off too)
     assert set(off["controls"].values()) == {"off"}
@@ -93,12 +107,48 @@ def test_a_short_matrix_measures_off_and_all(seeded: LabConfig, tmp_path: Path) 
     assert every["vs_off"]["rps_ratio"] is not None
 
 
+def test_interleaved_rounds_give_every_configuration_samples_from_each(
+    seeded: LabConfig, tmp_path: Path
+) -> None:
+    args = ["--matrix", "off,all", "--seconds", "4", "--rounds", "2", "--warmup", "1"]
+    result = fhirlab_load(seeded, tmp_path, *args, "--users", "2", MISCONFIGURED, WELL_BEHAVED)
+    run_dir: Path = result["run_dir"]
+    assert result["rounds"] == 2 and result["warmup_s"] == 1.0
+    assert result["order"] == [["off", "all"], ["all", "off"]]
+    assert result["startup_s"] > 0
+    for config in result["configs"]:
+        directory = run_dir / config["directory"]
+        assert [r["round"] for r in config["by_round"]] == [1, 2]
+        assert all(r["requests"] > 0 and r["window_s"] > 0 for r in config["by_round"])
+        assert sum(r["requests"] for r in config["by_round"]) == config["requests"]
+        # the measured time is the slices' windows, not the span from the first to the last
+        window = sum(r["window_s"] for r in config["by_round"])
+        assert abs(config["window_s"] - window) < 0.01
+        assert 2 * 1.5 < config["window_s"] < 2 * 2 + 1
+        assert locust_rounds_total(directory) == config["requests"] + renewals(config, 2)
+        # each round's raw samples are kept beside its CSVs
+        for number in (1, 2):
+            assert (directory / f"round-{number}" / "samples.json").is_file()
+    every = result["configs"][1]
+    assert every["denied"] > 0 and all(r["denied"] > 0 for r in every["by_round"])
+    # the warm-up ran on its own gateway with the first configuration's modes: measured nowhere
+    warmup = run_dir / "load" / "warmup"
+    warm = json.loads((warmup / "samples.json").read_text())
+    assert sum(len(s["ok"]) + len(s["denied"]) for s in warm["series"]) > 0
+    assert not (warmup / "audit" / "audit.jsonl").exists()  # off: C06 off, no audit log
+    # every request of the slices is answered before the next slice: one audit record each
+    assert every["requests"] <= every["audit_records"] <= every["requests"] + 2
+
+
 def test_workers_send_their_samples_to_the_master(seeded: LabConfig, tmp_path: Path) -> None:
-    args = ["--matrix", "off", "--seconds", "2", "--users", "2", "--workers", "1"]
-    result = fhirlab_load(seeded, tmp_path, *args, WELL_BEHAVED)
-    (config,) = result["configs"]
+    args = ["--matrix", "off,C05", "--seconds", "4", "--rounds", "2", "--users", "2"]
+    result = fhirlab_load(seeded, tmp_path, *args, "--workers", "1", WELL_BEHAVED)
     assert result["workers"] == 1
-    assert config["requests"] > 0 and config["failures"] == 0 and tokens(config) == 2
-    directory = result["run_dir"] / config["directory"]
-    assert (directory / "locust-worker-1.log").is_file()
-    assert locust_total(directory) == config["requests"] + tokens(config)
+    assert (result["run_dir"] / "load" / "locust-worker-1.log").is_file()
+    for config in result["configs"]:
+        assert config["requests"] > 0 and config["failures"] == 0 and tokens(config) == 2
+        # the worker's samples of each slice reached the master before the next slice
+        assert [r["round"] for r in config["by_round"]] == [1, 2]
+        assert all(r["requests"] > 0 for r in config["by_round"])
+        directory = result["run_dir"] / config["directory"]
+        assert locust_rounds_total(directory) == config["requests"]

@@ -23,6 +23,9 @@ def fhirlab_load(*args: str) -> subprocess.CompletedProcess[str]:
         (["--seconds", "0"], "--seconds 0 is out of range"),
         (["--workers", "99"], "--workers 99 is out of range"),
         (["--pace", "-1"], "--pace -1 must not be negative"),
+        (["--rounds", "0"], "--rounds 0 is out of range"),
+        (["--seconds", "1", "--rounds", "4"], "makes slices of 0.25 s"),
+        (["--warmup", "-1"], "--warmup -1 is out of range"),
         (["no-such-scenario"], "unknown scenario"),
     ],
 )
