@@ -20,6 +20,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -262,19 +263,37 @@ def plan_slices(
     return slices
 
 
-def start_gateway(
+def start_gateways(
     gateways: ExitStack,
     cfg: LabConfig,
-    directory: Path,
-    config: Configuration,
+    wanted: list[tuple[Path, Configuration]],
     options: LoadOptions,
-) -> str:
-    """An extra gateway with `config`'s modes, its files in `directory`, stopped with
-    `gateways`; its FHIR base."""
-    gateway = extra_gateway(
-        cfg, f"load-{directory.name}", directory, dict(config.modes), rate_limit=options.rate_limit
-    )
-    return gateways.enter_context(gateway).base_url
+) -> list[str]:
+    """Extra gateways with each configuration's modes, their files in its directory, started
+    side by side (a start is mostly waiting for imports) and stopped with `gateways`; their FHIR
+    bases, in order. If one fails to start, the others are stopped and its error raised."""
+    managers = [
+        extra_gateway(
+            cfg, f"load-{directory.name}", directory, dict(config.modes),
+            rate_limit=options.rate_limit,
+        )
+        for directory, config in wanted
+    ]  # fmt: skip
+    with ThreadPoolExecutor(max_workers=max(1, len(managers))) as pool:
+        futures = [pool.submit(manager.__enter__) for manager in managers]
+    bases: list[str] = []
+    error: BaseException | None = None
+    for manager, future in zip(managers, futures, strict=True):
+        try:
+            started = future.result()
+        except BaseException as exc:  # re-raised below, once the started ones are registered
+            error = error or exc
+            continue
+        gateways.push(manager)
+        bases.append(started.base_url)
+    if error is not None:
+        raise error
+    return bases
 
 
 def run_rounds(
@@ -299,14 +318,12 @@ def run_rounds(
         with ExitStack() as gateways:
             hosts: dict[str, str] = {}
             progress.note(f"starting {len(options.matrix)} gateways")
-            for config in options.matrix:
-                hosts[config.name] = start_gateway(
-                    gateways, cfg, load_dir / config.name, config, options
-                )
+            wanted = [(load_dir / config.name, config) for config in options.matrix]
             if options.warmup > 0:
-                hosts[WARMUP_DIR] = start_gateway(
-                    gateways, cfg, load_dir / WARMUP_DIR, options.matrix[0], options
-                )
+                wanted.append((load_dir / WARMUP_DIR, options.matrix[0]))
+            bases = start_gateways(gateways, cfg, wanted, options)
+            for (directory, _), base in zip(wanted, bases, strict=True):
+                hosts[directory.name] = base
             slices = plan_slices(options, result.rounds, hosts, run_dir)
             result.order = [
                 [s.config for s in slices if s.round == number]
