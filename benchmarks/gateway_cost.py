@@ -2,7 +2,7 @@
 each control alone and all controls, side by side in one run.
 
     .venv/bin/python benchmarks/gateway_cost.py [--seconds 10] [--rounds 5] [--concurrency 8]
-        [--only "proxy only" --only "all controls"]
+        [--only "proxy only" --only "all controls"] [--before DIR]
 
 Needs the running lab (`fhirlab up`, seeded: `fhirlab seed`). Starts one extra gateway process per
 configuration (`simulator/stack/extra_gateway.py`: free port, same HAPI, same Keycloak), drives
@@ -12,6 +12,10 @@ configuration alike, and prints throughput and latency (median, p99, in ms with 
 precision), the ratios to direct HAPI, and the CPU time each gateway process spent per request
 (user + system, read from the process itself: the figure least disturbed by other load on the
 machine). The load generator runs on the same machine: compare ratios, not absolutes.
+
+`--before DIR` (a checkout of an earlier commit, e.g. `git archive <commit> | tar -x -C DIR`) adds
+each configuration once more as "before: <name>", its gateway running DIR's code, in the same
+interleaved rounds: a before/after comparison under the same load.
 """
 
 from __future__ import annotations
@@ -136,7 +140,12 @@ def main() -> None:
     parser.add_argument(
         "--only", action="append", help="run only this configuration (repeatable; direct always)"
     )
+    parser.add_argument(
+        "--before", type=Path, help="also run each configuration from this earlier checkout"
+    )
     args = parser.parse_args()
+    if args.before is not None and not (args.before / "gateway" / "app.py").is_file():
+        raise SystemExit(f"--before {args.before}: not a checkout of this project (no gateway/)")
     configs = configurations()
     if args.only:
         unknown = sorted(set(args.only) - set(configs))
@@ -151,16 +160,29 @@ def main() -> None:
     server = discover_issuer(cfg.issuer("tenant-a"))
     with SmartClient(server, PublicClient(CLIENT), "http://localhost:9999/callback") as client:
         token = client.authorization_code(patient, DEMO_PASSWORD, SCOPE).access_token
-    names = [DIRECT, *configs]
+    runs = {name: (name, None) for name in configs}  # run name -> (configuration, source)
+    if args.before is not None:
+        runs = {
+            **{f"before: {name}": (name, args.before) for name in configs},
+            **runs,
+        }
+    names = [DIRECT, *runs]
     results = {name: Result(name, [], 0, 0.0) for name in names}
     slice_s = args.seconds / args.rounds
     with tempfile.TemporaryDirectory(prefix="fhirlab-gwcost-") as tmp, ExitStack() as stack:
         bases = {DIRECT: cfg.hapi_base_url}
         procs: dict[str, psutil.Process | None] = {DIRECT: None}
-        for index, (name, (modes, extra)) in enumerate(configs.items()):
+        for index, (name, (config, source)) in enumerate(runs.items()):
+            modes, extra = configs[config]
             gateway = stack.enter_context(
                 extra_gateway(
-                    cfg, name, Path(tmp) / f"gw-{index}", modes, rate_limit=False, server_args=extra
+                    cfg,
+                    name,
+                    Path(tmp) / f"gw-{index}",
+                    modes,
+                    rate_limit=False,
+                    server_args=extra,
+                    source=source,
                 )
             )
             bases[name] = gateway.base_url
@@ -186,13 +208,13 @@ def main() -> None:
         "mix: Patient read + Observation search"
     )
     print(
-        f"{'configuration':<18}{'req/s':>9}{'ratio':>8}{'p50 ms':>9}{'p99 ms':>9}"
+        f"{'configuration':<26}{'req/s':>9}{'ratio':>8}{'p50 ms':>9}{'p99 ms':>9}"
         f"{'+p50 ms':>9}{'+p99 ms':>9}{'cpu µs':>8}{'errors':>8}"
     )
     for r in results.values():
         cpu = f"{r.cpu_us:8.0f}" if r.name != DIRECT else f"{'—':>8}"
         print(
-            f"{r.name:<18}{r.rate:9.1f}{r.rate / direct.rate:8.2f}{r.pct(0.5):9.2f}"
+            f"{r.name:<26}{r.rate:9.1f}{r.rate / direct.rate:8.2f}{r.pct(0.5):9.2f}"
             f"{r.pct(0.99):9.2f}{r.pct(0.5) - direct.pct(0.5):9.2f}"
             f"{r.pct(0.99) - direct.pct(0.99):9.2f}{cpu}{r.errors:8d}"
         )

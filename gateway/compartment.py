@@ -31,6 +31,7 @@ __all__ = [
     "patient_element_paths",
     "patient_id_from_reference",
     "patient_search_params",
+    "referenced_patient_ids",
     "references_patient",
 ]
 
@@ -307,3 +308,23 @@ def references_patient(
             if _patient_id(ref, bases) == patient_id:
                 return True
     return False
+
+
+def referenced_patient_ids(resource: Mapping[str, Any]) -> frozenset[str]:
+    """Ids of every patient that any reference anywhere in `resource` points at (not only the
+    compartment's elements: for resources outside the compartment, which must name no other
+    patient)."""
+    found: set[str] = set()
+    stack: list[Any] = [resource]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            ref = node.get("reference")
+            if isinstance(ref, str):
+                pid = _patient_id(ref, None)
+                if pid is not None:
+                    found.add(pid)
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return frozenset(found)

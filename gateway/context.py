@@ -9,10 +9,11 @@ from typing import Any
 
 from gateway.classify import FhirRequest, Params
 from gateway.denial import Denial
+from gateway.returned import Returned
 from gateway.tokens import VerifiedToken
 
-# A check of one returned resource (JSON dict); returns a Denial if it must not go out.
-ResourceCheck = Callable[[dict[str, Any]], Denial | None]
+# A check of one returned resource; returns a Denial if it must not go out.
+ResourceCheck = Callable[[Returned], Denial | None]
 
 
 @dataclass(frozen=True, slots=True)

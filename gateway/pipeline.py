@@ -19,6 +19,7 @@ from gateway.classify import ClassifyError, Interaction, classify
 from gateway.context import Finding, RequestContext
 from gateway.controls import Mode
 from gateway.denial import Denial, bad_request
+from gateway.returned import Returned
 from gateway.stages import Check, Stage
 
 ModeOf = Callable[[str | None], Mode]
@@ -141,7 +142,7 @@ def _enforce(ctx: RequestContext, denial: Denial) -> Denial:
     return denial
 
 
-def check_resources(ctx: RequestContext, resources: list[dict[str, Any]]) -> Denial | None:
+def check_resources(ctx: RequestContext, resources: list[Returned]) -> Denial | None:
     """Apply the request's resource checks to the resources of a response (`iter_resources`)."""
     if not ctx.resource_checks:
         return None
@@ -153,15 +154,16 @@ def check_resources(ctx: RequestContext, resources: list[dict[str, Any]]) -> Den
     return None
 
 
-def iter_resources(body: Any) -> list[dict[str, Any]]:
+def iter_resources(body: Any) -> list[Returned]:
     """The FHIR resources in a response body (a resource, or a Bundle's entries, recursively);
-    JSON that is not a resource (a bulk-export manifest) has none."""
+    JSON that is not a resource (a bulk-export manifest) has none. Each is read once for all
+    the checks and the audit (`Returned`)."""
     if not isinstance(body, dict) or "resourceType" not in body:
         return []
     if body.get("resourceType") == "Bundle":
         found = []
         for entry in body.get("entry") or []:
             if isinstance(entry, dict) and isinstance(entry.get("resource"), dict):
-                found.extend(iter_resources(entry["resource"]) or [entry["resource"]])
+                found.extend(iter_resources(entry["resource"]) or [Returned(entry["resource"])])
         return found
-    return [body]
+    return [Returned(body)]

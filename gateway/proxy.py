@@ -19,10 +19,10 @@ import httpx
 import orjson
 from starlette.requests import ClientDisconnect
 
-from gateway.compartment import compartment_patient_ids
 from gateway.context import Finding, RequestContext
 from gateway.outcome import denial_response, operation_outcome
 from gateway.pipeline import check_resources, iter_resources
+from gateway.returned import Returned
 from gateway.settings import GatewaySettings
 from gateway.upstream_client import Body, Headers, UpstreamClient, UpstreamError, UpstreamTimeout
 from gateway.upstream_httpx import HttpxUpstreamClient
@@ -124,7 +124,7 @@ class Forwarded:
         self.body = body
         self.upstream = upstream
         # the resources of an inspected body whose patients are still to be counted
-        self.resources: list[dict[str, Any]] = []
+        self.resources: list[Returned] = []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.body is not None:
@@ -301,7 +301,7 @@ def count_patients(ctx: RequestContext, response: Any) -> None:
     its answer, off its critical path)."""
     if isinstance(response, Forwarded):
         for resource in response.resources:
-            ctx.patients.update(compartment_patient_ids(resource))
+            ctx.patients.update(resource.compartment_patients)
 
 
 @lru_cache(maxsize=4096)

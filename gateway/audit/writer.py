@@ -1,12 +1,14 @@
 """Batched, append-only line writing on one dedicated thread (used by the audit log and alerts).
 
-`put()` is the hot path: one lock-free-for-the-caller `SimpleQueue.put` (O(1), never blocks,
-callable from the event loop or any thread). The writer thread groups items into batches — it
-writes when `batch_size` items are waiting or `flush_interval_s` after the first item of a batch,
-whichever comes first — encodes them (the encoder runs on the writer thread, off the event loop),
-and appends the bytes with one `os.write` loop on an `O_APPEND` descriptor. The encoder's
-`commit` runs only once the bytes are on disk; a failed write is truncated away and retried
-every `retry_s` with the same items in front, so nothing is written twice or out of order.
+`put()` is the hot path: one `SimpleQueue.put` (O(1), never blocks, callable from the event loop
+or any thread). The writer thread does not wake per item: it sleeps until a batch is due — when
+`batch_size` items are waiting or `flush_interval_s` after the first item of a batch, whichever
+comes first, or at once for `flush()` / `aclose()` — then drains what is queued, encodes it (the
+encoder runs on the writer thread, off the event loop), and appends the bytes with one `os.write`
+loop on an `O_APPEND` descriptor. `put` wakes it only for the first item after an idle spell and
+for a full batch, so a steady stream of items costs one wake-up per interval, not one per item.
+The encoder's `commit` runs only once the bytes are on disk; a failed write is truncated away and
+retried every `retry_s` with the same items in front, so nothing is written twice or out of order.
 
 `flush()` returns once everything `put` before it is written; `aclose()` flushes and stops the
 thread. Entries still queued when a process dies without `aclose()` are lost (the thread is a
@@ -105,6 +107,9 @@ class BatchWriter(Generic[T]):
         self.last_error: WriteError | None = None
         self._crashed: WriteError | None = None
         self._waiting: list[_Marker] = []  # markers taken off the queue, not yet answered
+        # set to wake the writer thread early; `_idle` while it sleeps with nothing queued
+        self._wake = threading.Event()
+        self._idle = False
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -118,7 +123,13 @@ class BatchWriter(Generic[T]):
         """Queue one item; O(1), never blocks. Raises `WriterClosedError` after `aclose()`."""
         if self._closed:
             raise WriterClosedError(f"{self.path} is closed; the entry was not recorded")
-        self._queue.put(item)
+        items = self._queue
+        items.put(item)
+        # the put comes first: the writer marks itself idle before it looks at the queue, so
+        # either it sees this item or this sees it idle
+        if self._idle or items.qsize() >= self._batch_size:
+            self._idle = False
+            self._wake.set()
 
     async def flush(self) -> None:
         """Return once every item put before this call is written (raises `WriteError`)."""
@@ -150,6 +161,7 @@ class BatchWriter(Generic[T]):
         future: concurrent.futures.Future[None] = concurrent.futures.Future()
         if self._crashed is None:
             self._queue.put(_Marker(future, stop))
+            self._wake.set()
         if self._crashed is not None:  # crashed before or while queueing: answer it here
             _settle(future, self._crashed)
         return future
@@ -180,8 +192,17 @@ class BatchWriter(Generic[T]):
         waiting = self._waiting
         deadline = 0.0
         while True:
-            due, deadline = self._collect(batch, waiting, deadline)
-            if not due:
+            self._wake.clear()  # before draining: a put after the drain wakes the wait below
+            deadline = self._drain(batch, waiting, deadline)
+            now = time.monotonic()
+            if not waiting and len(batch) < self._batch_size and not (batch and now >= deadline):
+                if batch:
+                    self._wake.wait(deadline - now)
+                else:
+                    self._idle = True
+                    if self._queue.empty():
+                        self._wake.wait()
+                    self._idle = False
                 continue
             error = self._write(batch)
             stop = any(marker.stop for marker in waiting)
@@ -197,31 +218,22 @@ class BatchWriter(Generic[T]):
                 time.sleep(self._retry_s)
                 deadline = time.monotonic()
 
-    def _collect(
-        self, batch: list[T], waiting: list[_Marker], deadline: float
-    ) -> tuple[bool, float]:
-        """Move queued items into `batch`: (is it time to write, the batch's deadline)."""
-        try:
-            if batch:
-                remaining = deadline - time.monotonic()
-                if remaining > 0:
-                    item = self._queue.get(timeout=remaining)
-                else:
-                    item = self._queue.get_nowait()
-            else:
-                item = self._queue.get()
-            while True:
-                if isinstance(item, _Marker):
-                    waiting.append(item)
-                    return True, deadline
-                if not batch:
-                    deadline = time.monotonic() + self._interval
-                batch.append(item)
-                if len(batch) >= self._batch_size:
-                    return True, deadline
-                item = self._queue.get_nowait()
-        except queue.Empty:
-            return bool(batch) and time.monotonic() >= deadline, deadline
+    def _drain(self, batch: list[T], waiting: list[_Marker], deadline: float) -> float:
+        """Move queued items into `batch` (up to `batch_size`) and markers into `waiting`; the
+        batch's deadline (`flush_interval_s` after its first item)."""
+        items = self._queue
+        while len(batch) < self._batch_size:
+            try:
+                item = items.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(item, _Marker):
+                waiting.append(item)
+                continue
+            if not batch:
+                deadline = time.monotonic() + self._interval
+            batch.append(item)
+        return deadline
 
     def _write(self, batch: list[T]) -> WriteError | None:
         if not batch:

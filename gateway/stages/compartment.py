@@ -83,6 +83,7 @@ from gateway.compartment import (
 from gateway.context import RequestContext, ResourceCheck
 from gateway.current import CurrentResources, stored_version
 from gateway.denial import Denial, bad_request, forbidden
+from gateway.returned import Returned
 from gateway.stages import Check, Stage
 
 __all__ = ["CompartmentStage", "describe", "narrowing", "patched_elements", "response_check"]
@@ -522,24 +523,6 @@ def _linked_patients(patient: dict[str, Any]) -> set[str]:
     return found
 
 
-def _foreign_patients(resource: dict[str, Any], patient: str) -> set[str]:
-    """Patients other than `patient` that any reference anywhere in `resource` points at."""
-    found: set[str] = set()
-    stack: list[Any] = [resource]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            ref = node.get("reference")
-            if isinstance(ref, str):
-                pid = patient_id_from_reference(ref)
-                if pid is not None and pid != patient:
-                    found.add(pid)
-            stack.extend(node.values())
-        elif isinstance(node, list):
-            stack.extend(node)
-    return found
-
-
 @dataclass(frozen=True, slots=True)
 class InCompartment:
     """The check of each returned resource (a match, an include, an entry of `$everything`).
@@ -550,28 +533,29 @@ class InCompartment:
     patient: str
     asked: str = field(compare=False)
 
-    def __call__(self, resource: dict[str, Any]) -> Denial | None:
+    def __call__(self, returned: Returned) -> Denial | None:
         patient = self.patient
-        rtype = resource.get("resourceType")
-        kind = membership(rtype) if isinstance(rtype, str) else Membership.UNKNOWN
+        rtype = returned.resource_type
+        kind = membership(rtype) if rtype is not None else Membership.UNKNOWN
         if kind is Membership.IN:
-            if references_patient(resource, patient):
+            if patient in returned.compartment_patients:
                 return None
             return forbidden(
-                f"{self._prefix} {rtype}/{resource.get('id')}, which is not in that patient's "
-                "compartment",
+                f"{self._prefix} {rtype}/{returned.resource.get('id')}, which is not in that "
+                "patient's compartment",
                 C08,
             )
         if kind is Membership.NEVER:
-            foreign = _foreign_patients(resource, patient)
+            foreign = returned.referenced_patients - {patient}
             if not foreign:
                 return None
             return forbidden(
-                f"{self._prefix} {rtype}/{resource.get('id')}, which refers to patient "
+                f"{self._prefix} {rtype}/{returned.resource.get('id')}, which refers to patient "
                 f"{min(foreign)}",
                 C08,
             )
-        return forbidden(f"{self._prefix} a resource of unknown type {rtype!r}", C08)
+        unknown = returned.resource.get("resourceType")
+        return forbidden(f"{self._prefix} a resource of unknown type {unknown!r}", C08)
 
     @property
     def _prefix(self) -> str:

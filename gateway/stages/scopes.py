@@ -17,6 +17,7 @@ from gateway.classify import Interaction
 from gateway.context import RequestContext
 from gateway.denial import Denial, forbidden
 from gateway.policy import ClientPolicy
+from gateway.returned import Returned
 from gateway.scopes import interaction_permission
 from gateway.stages import Check, Stage
 
@@ -101,7 +102,8 @@ class WithinScope:
     options: tuple[tuple[tuple[str, str], ...], ...]
     scope: str
 
-    def __call__(self, resource: dict[str, Any]) -> Denial | None:
+    def __call__(self, returned: Returned) -> Denial | None:
+        resource = returned.resource
         if resource.get("resourceType") != self.resource_type and self.resource_type != "*":
             return None
         if any(satisfies(resource, option) for option in self.options):

@@ -27,6 +27,7 @@ from gateway.classify import ClassifyError, FhirRequest, Interaction, classify
 from gateway.context import RequestContext
 from gateway.current import CurrentResources, stored_version
 from gateway.denial import Denial, forbidden
+from gateway.returned import Returned
 from gateway.stages import Check, Stage
 from gateway.stages.compartment import patched_elements
 
@@ -204,7 +205,8 @@ class SameTenant:
 
     tenant: str
 
-    def __call__(self, resource: dict[str, Any]) -> Denial | None:
+    def __call__(self, returned: Returned) -> Denial | None:
+        resource = returned.resource
         if resource.get("resourceType") in _UNTENANTED:
             return None
         owner = tenant_of(resource)

@@ -10,6 +10,7 @@ gateway's FHIR base. HAPI's links (paging, export) point at whichever gateway as
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -76,10 +77,11 @@ def extra_gateway(
     rate_limit: bool = True,
     server_args: tuple[str, ...] = (),
     log: Path | None = None,
+    source: Path | None = None,
 ) -> Iterator[ExtraGateway]:
     """Start a gateway with `modes` (None: the bare pass-through proxy, no stages) and stop it
     gracefully on exit, so its audit log is complete. Its policy and audit log go under
-    `directory`."""
+    `directory`. With `source` (a checkout of another commit), the gateway runs that code."""
     port = free_port(cfg.host)
     cmd = [sys.executable, "-m", "gateway", "--host", cfg.host, "--port", str(port)]
     cmd += ["--upstream", cfg.hapi_base_url, *server_args]
@@ -97,7 +99,10 @@ def extra_gateway(
     directory.mkdir(parents=True, exist_ok=True)
     log_path = log or directory / "gateway.log"
     with log_path.open("ab") as log_file:
-        proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT)
+        env = None
+        if source is not None:  # first on the path, before this checkout's installed package
+            env = {**os.environ, "PYTHONPATH": str(source.resolve())}
+        proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, env=env)
     health = f"http://{cfg.host}:{port}/_gateway/health"
     try:
         deadline = time.monotonic() + START_TIMEOUT_S

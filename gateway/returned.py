@@ -1,0 +1,46 @@
+"""One resource of a response, as the response checks and the audit record read it.
+
+A response's resources are checked by several controls (C08 compartment, C10 tenant, C05 scope
+constraints) and then counted for the audit record (the patients whose data went out). What more
+than one of them needs — above all the patients a resource's references name, the costliest thing
+read from it — is worked out on first use and kept, so each resource's references are walked once
+per response whatever the number of controls.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.compartment import compartment_patient_ids, referenced_patient_ids
+
+__all__ = ["Returned"]
+
+
+class Returned:
+    """A returned resource (`resource`, the parsed JSON) and what is read from it, cached."""
+
+    __slots__ = ("_compartment", "_referenced", "resource", "resource_type")
+
+    def __init__(self, resource: dict[str, Any]) -> None:
+        self.resource = resource
+        rtype = resource.get("resourceType")
+        self.resource_type: str | None = rtype if isinstance(rtype, str) else None
+        self._compartment: frozenset[str] | None = None
+        self._referenced: frozenset[str] | None = None
+
+    @property
+    def compartment_patients(self) -> frozenset[str]:
+        """The patients whose compartment the resource is in (`compartment_patient_ids`)."""
+        if self._compartment is None:
+            self._compartment = compartment_patient_ids(self.resource)
+        return self._compartment
+
+    @property
+    def referenced_patients(self) -> frozenset[str]:
+        """Every patient any reference anywhere in the resource points at."""
+        if self._referenced is None:
+            self._referenced = referenced_patient_ids(self.resource)
+        return self._referenced
+
+    def __repr__(self) -> str:
+        return f"Returned({self.resource_type}/{self.resource.get('id')})"
