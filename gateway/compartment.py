@@ -240,18 +240,53 @@ def _bases(fhir_bases: Collection[str] | None) -> frozenset[str] | None:
 def _patient_id(reference: object, bases: frozenset[str] | None) -> str | None:
     if not isinstance(reference, str):
         return None
+    if bases is None:
+        return _any_base_patient_id(reference)
     match = _PATIENT_REFERENCE.fullmatch(reference)
     if match is None:
         return None
     base = match["base"]
-    if base is not None and bases is not None and base not in bases:
+    if base is not None and base not in bases:
         return None
     return match["id"]
+
+
+_KNOWN_REFERENCES: dict[str, str | None] = {}
+_MAX_KNOWN_REFERENCES: Final = 4096
+_MAX_KNOWN_LENGTH: Final = 256
+
+
+def _any_base_patient_id(reference: str) -> str | None:
+    """`_patient_id` with any base accepted, remembered per reference string: responses name the
+    same few patients over and over (bounded: the memo starts afresh when full)."""
+    try:
+        return _KNOWN_REFERENCES[reference]
+    except KeyError:
+        pass
+    match = _PATIENT_REFERENCE.fullmatch(reference)
+    pid = None if match is None else match["id"]
+    if len(reference) <= _MAX_KNOWN_LENGTH:
+        if len(_KNOWN_REFERENCES) >= _MAX_KNOWN_REFERENCES:
+            _KNOWN_REFERENCES.clear()
+        _KNOWN_REFERENCES[reference] = pid
+    return pid
 
 
 def _reference_strings(resource: Mapping[str, Any], path: tuple[str, ...]) -> list[str]:
     """The `reference` strings at `path`, walking dicts and lists (FHIR JSON has no nested lists,
     so a list inside a list is not walked)."""
+    if len(path) == 1:  # the common case (subject, patient, performer): no intermediate lists
+        child = resource.get(path[0])
+        if isinstance(child, dict):
+            ref = child.get("reference")
+            return [ref] if isinstance(ref, str) else []
+        if isinstance(child, list):
+            return [
+                ref
+                for item in child
+                if isinstance(item, dict) and isinstance(ref := item.get("reference"), str)
+            ]
+        return []
     nodes: list[Mapping[str, Any]] = [resource]
     for part in path:
         found: list[Mapping[str, Any]] = []
@@ -284,7 +319,7 @@ def compartment_patient_ids(
         ids.add(own_id)
     for path in paths:
         for ref in _reference_strings(resource, path):
-            pid = _patient_id(ref, bases)
+            pid = _any_base_patient_id(ref) if bases is None else _patient_id(ref, bases)
             if pid is not None:
                 ids.add(pid)
     return frozenset(ids)

@@ -176,10 +176,24 @@ def iter_resources(body: Any) -> list[Returned]:
     the checks and the audit (`Returned`)."""
     if not isinstance(body, dict) or "resourceType" not in body:
         return []
-    if body.get("resourceType") == "Bundle":
-        found = []
-        for entry in body.get("entry") or []:
-            if isinstance(entry, dict) and isinstance(entry.get("resource"), dict):
-                found.extend(iter_resources(entry["resource"]) or [Returned(entry["resource"])])
-        return found
-    return [Returned(body)]
+    if body.get("resourceType") != "Bundle":
+        return [Returned(body)]
+    found: list[Returned] = []
+    _bundle_resources(body, found)
+    return found
+
+
+def _bundle_resources(bundle: dict[str, Any], found: list[Returned]) -> None:
+    for entry in bundle.get("entry") or []:
+        if not isinstance(entry, dict):
+            continue
+        resource = entry.get("resource")
+        if not isinstance(resource, dict):
+            continue
+        if resource.get("resourceType") == "Bundle":  # a nested Bundle: its entries
+            start = len(found)
+            _bundle_resources(resource, found)
+            if len(found) == start:
+                found.append(Returned(resource))
+        else:  # a resource (one without resourceType too: the checks refuse it)
+            found.append(Returned(resource))
