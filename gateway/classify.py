@@ -248,6 +248,24 @@ def classify(
     """
     if not isinstance(method, str) or not isinstance(path, str) or not isinstance(query, str):
         raise ClassifyError("method, path and query must be strings")
+    if form_body is None and len(path) + len(query) <= _MAX_REMEMBERED:
+        return _classify_remembered(method, path, query, base_path)
+    return _classify(method, path, query, base_path, form_body)
+
+
+# Clients repeat the same requests (a FhirRequest is immutable, so equal requests can share
+# one): the classification of a short request without a form body is remembered, bounded.
+_MAX_REMEMBERED = 2048
+
+
+@lru_cache(maxsize=1024)
+def _classify_remembered(method: str, path: str, query: str, base_path: str) -> FhirRequest:
+    return _classify(method, path, query, base_path, None)
+
+
+def _classify(
+    method: str, path: str, query: str, base_path: str, form_body: str | None
+) -> FhirRequest:
     verb = method.upper()
     if not _METHOD.fullmatch(verb):
         raise ClassifyError(f"unsupported HTTP method {_clip(method)}", 405, "not-supported")
