@@ -19,8 +19,14 @@ ALERTS_FILE = "alerts.jsonl"
 
 
 def to_record(ctx: RequestContext, latency_ms: float) -> AuditRecord:
-    denied = ctx.denied
-    monitored = next((f for f in ctx.findings if f.action == "monitor"), None)
+    findings = ctx.findings
+    if findings:
+        denied = ctx.denied
+        monitored = next((f for f in findings if f.action == "monitor"), None)
+        reason = "; ".join(f"[{f.control or '-'}] {f.reason}" for f in findings)
+    else:  # most requests: nothing to say
+        denied = monitored = None
+        reason = ""
     finding = denied or monitored
     fhir, token = ctx.fhir, ctx.token
     return AuditRecord(
@@ -34,13 +40,13 @@ def to_record(ctx: RequestContext, latency_ms: float) -> AuditRecord:
         tenant=token.tenant if token else None,
         token_id=token.token_id if token else None,
         patient_context=token.patient if token else None,
-        patients=tuple(sorted(ctx.patients)),
+        patients=tuple(sorted(ctx.patients)) if ctx.patients else (),
         interaction=fhir.interaction.value if fhir else "invalid",
         resource_type=fhir.resource_type if fhir else None,
         operation=fhir.operation if fhir else None,
         decision="deny" if denied else "monitor" if monitored else "allow",
         control=finding.control if finding else None,
-        reason="; ".join(f"[{f.control or '-'}] {f.reason}" for f in ctx.findings),
+        reason=reason,
         status=ctx.status,
         result_count=ctx.result_count,
         latency_ms=round(latency_ms, 3),

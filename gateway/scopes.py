@@ -180,6 +180,7 @@ class ScopeSet:
     _index: dict[tuple[str, str, str], tuple[ResourceScope, ...]] = field(
         init=False, repr=False, compare=False, hash=False
     )
+    _contexts: frozenset[str] = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         index: dict[tuple[str, str, str], list[ResourceScope]] = {}
@@ -187,6 +188,8 @@ class ScopeSet:
             for perm in scope.permissions:
                 index.setdefault((scope.context, scope.resource_type, perm), []).append(scope)
         object.__setattr__(self, "_index", {k: tuple(v) for k, v in index.items()})
+        # read on every request (C01, C05): worked out once per scope string
+        object.__setattr__(self, "_contexts", frozenset(s.context for s in self.resource_scopes))
 
     def __str__(self) -> str:
         return " ".join(self.tokens)
@@ -195,7 +198,7 @@ class ScopeSet:
 
     @property
     def contexts(self) -> frozenset[str]:
-        return frozenset(s.context for s in self.resource_scopes)
+        return self._contexts
 
     def has_context(self, context: str) -> bool:
         return any(s.context == context for s in self.resource_scopes)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Final
 
 from gateway.anomaly.base import Alert, AlertFactory, Severity, client_key, recent_ids
@@ -60,16 +61,31 @@ def _page(record: AuditRecord) -> tuple[str, str, int] | None:
     """(search key, page id, page size) when the record is a page of a search, else None."""
     if not mentions(record.query, "_getpages", "_offset", "_count"):
         return None
-    params = tolerant_params(record.query)
+    if len(record.query) + len(record.path) <= _MAX_REMEMBERED:
+        return _remembered_page(record.query, record.interaction, record.path)
+    return _page_of(record.query, record.interaction, record.path)
+
+
+# a client repeats the same searches: the reading of a short query is remembered, bounded
+_MAX_REMEMBERED: Final = 2048
+
+
+@lru_cache(maxsize=1024)
+def _remembered_page(query: str, interaction: str, path: str) -> tuple[str, str, int] | None:
+    return _page_of(query, interaction, path)
+
+
+def _page_of(query: str, interaction: str, path: str) -> tuple[str, str, int] | None:
+    params = tolerant_params(query)
     found = {name: value for name, value in reversed(params) if name in _PAGING}
     getpages = next((value for name, value in params if name == "_getpages"), None)
     count = int_value(found.get("_count", "")) or 0
     if getpages:
         return f"_getpages={getpages[:128]}", found.get("_getpagesoffset", "0")[:32], count
-    if record.interaction not in _SEARCHES or not ("_offset" in found or "_count" in found):
+    if interaction not in _SEARCHES or not ("_offset" in found or "_count" in found):
         return None
     rest = "&".join(sorted(f"{n}={v}" for n, v in params if n not in _PAGING))
-    return f"{record.path}?{rest}"[:_MAX_KEY], found.get("_offset", "0")[:32], count
+    return f"{path}?{rest}"[:_MAX_KEY], found.get("_offset", "0")[:32], count
 
 
 class PagingWalkDetector:
