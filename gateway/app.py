@@ -16,7 +16,6 @@ from typing import Any, Protocol
 
 import httpx
 from starlette.applications import Starlette
-from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.responses import Response as StarletteResponse
@@ -217,7 +216,7 @@ def create_app(
         assert pipeline is not None
         if clock is not None:
             try:
-                ctx.simulated_time = clock.read(Headers(scope=scope))
+                ctx.simulated_time = clock.read(_ScopeHeaders(scope))
             except ClockError as exc:
                 ctx.findings.append(Finding(None, "deny", 400, str(exc)))
                 return operation_outcome(400, str(exc))
@@ -281,6 +280,23 @@ def create_app(
         await rest(scope, receive, send)
 
     return app
+
+
+class _ScopeHeaders:
+    """`get` of one (lower-case) header of an ASGI scope, as Starlette's `Headers` answers it
+    (the first occurrence), without building a mapping of every header per request."""
+
+    __slots__ = ("_raw",)
+
+    def __init__(self, scope: Scope) -> None:
+        self._raw: list[tuple[bytes, bytes]] = scope["headers"]
+
+    def get(self, key: str, /) -> str | None:
+        name = key.encode("latin-1")
+        for raw_name, value in self._raw:
+            if raw_name == name:
+                return value.decode("latin-1")
+        return None
 
 
 async def _method_not_allowed(_: Request) -> StarletteResponse:

@@ -10,9 +10,8 @@ enable this: it lets a client choose the time its requests are judged at.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from datetime import datetime
-from typing import Final
+from typing import Final, Protocol
 
 __all__ = ["ClockError", "SimulatedClock", "parse_instant", "simulated_clock"]
 
@@ -48,6 +47,12 @@ def _problem(text: str) -> str:
     return f"simulated clock {shown!r} is not an ISO-8601 instant such as 2026-11-29T03:00:00Z"
 
 
+class HeaderLookup(Protocol):
+    """What the clock reads a header from: a mapping of lower-case names to values."""
+
+    def get(self, key: str, /) -> str | None: ...
+
+
 class SimulatedClock:
     """Reads the simulated instant of a request from the policy's clock header."""
 
@@ -56,7 +61,7 @@ class SimulatedClock:
             raise ValueError(f"clock header {header!r} is not an HTTP header name")
         self.header = header.lower()
 
-    def read(self, headers: Mapping[str, str]) -> float | None:
+    def read(self, headers: HeaderLookup) -> float | None:
         """The simulated instant (epoch seconds), None without the header; `ClockError` when
         the header is there but is not an instant (refused: a scenario must not silently run
         on real time)."""

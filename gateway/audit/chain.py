@@ -66,10 +66,14 @@ def canonical(entry: Mapping[str, Any]) -> bytes:
         return _dumps(_sanitize(entry)).encode("utf-8")
 
 
+# one encoder for every entry (`json.dumps` with these options builds a new one per call)
+_ENCODER: Final = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)
+
+
 def _dumps(value: Any) -> str:
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    )
+    return _ENCODER.encode(value)
 
 
 def _sanitize(value: Any) -> Any:
