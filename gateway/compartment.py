@@ -306,13 +306,13 @@ def compartment_patient_ids(
     resource: Mapping[str, Any], fhir_bases: Collection[str] | None = None
 ) -> frozenset[str]:
     """Ids of every patient whose compartment `resource` is in (empty if none or unknown)."""
-    if not isinstance(resource, Mapping):
+    if type(resource) is not dict and not isinstance(resource, Mapping):  # parsed JSON: a dict
         return frozenset()
     rtype = resource.get("resourceType")
     paths = _PATHS.get(rtype) if isinstance(rtype, str) else None
     if not paths:
         return frozenset()
-    bases = _bases(fhir_bases)
+    bases = None if fhir_bases is None else _bases(fhir_bases)
     ids: set[str] = set()
     own_id = resource.get("id")
     if rtype == "Patient" and isinstance(own_id, str) and _ID.fullmatch(own_id):
