@@ -144,7 +144,8 @@ def _session_verdict(end: SessionEndResult, revoke_asked: bool) -> tuple[str, st
             f"{end.replay_delay_s} s after the session end"
         )
     if end.replay_attempted:
-        return HELD, "post-session replay refused"
+        by = f" [{end.replay_control}]" if end.replay_control else ""
+        return HELD, f"post-session replay refused (HTTP {end.replay_status}{by})"
     if end.refresh_attempted:
         return HELD, "post-session refresh refused"
     return None

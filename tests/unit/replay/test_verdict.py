@@ -167,6 +167,19 @@ def test_c09_replay_refused_holds() -> None:
     assert verdicts(session_end=end, session_end_exercised=True)["C09"] == HELD
 
 
+def test_c09_evidence_names_the_control_that_refused_the_replay() -> None:
+    end = SessionEndResult(
+        revoked=True, replay_attempted=True, replay_accepted=False, replay_status=401,
+        replay_control="C02",
+    )  # fmt: skip
+    options = {"scope_probe": None, "revoke_asked": True, "my_patient": ME}
+    verdict, evidence = judge(GOOD, (), session_end=end, session_end_exercised=True, **options)[
+        "C09"
+    ]
+    assert verdict == HELD
+    assert evidence == "post-session replay refused (HTTP 401 [C02])"
+
+
 def test_c09_replay_accepted_is_violated() -> None:
     end = SessionEndResult(revoked=True, replay_attempted=True, replay_accepted=True)
     assert verdicts(session_end=end, session_end_exercised=True)["C09"] == VIOLATED
