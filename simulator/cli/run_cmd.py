@@ -7,30 +7,25 @@ import time
 from pathlib import Path
 from typing import Annotated
 
-import httpx
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from simulator.authserver.apply import apply_profiles
 from simulator.cli.console import err, out
 from simulator.replay import ScenarioRun
 from simulator.replay.library import (
     LibraryReplay,
     Population,
-    gateway_controls,
+    extra_gateway_target,
     judge_alerts,
+    lab_gateway,
+    prepare,
     replay_against,
     replay_baseline,
-    replay_library,
-    select,
 )
 from simulator.replay.summary import BlastRow, blast_radius
-from simulator.replay.target import extra_target
 from simulator.results import ResultsDirectory, write_results
-from simulator.scenarios import load_library
 from simulator.stack.config import LabConfig, load_config
-from simulator.stack.extra_gateway import extra_gateway
 from simulator.stack.gateway_policy import parse_controls
 
 EXIT_EXPECTATION_FAILED = 3
@@ -100,18 +95,14 @@ def replay_with_baseline(
     def say(message: str) -> None:
         err.print(escape(message))
 
+    chosen, population = prepare(cfg, names, library)
     if controls is None:
-        judged, population, chosen = replay_library(cfg, names, library, say)
+        target, reported = lab_gateway(cfg)
+        judged = replay_against(cfg, chosen, population, target, reported, say)
     else:
+        directory = run_dir / "gateway-controls"
         modes = parse_controls(controls)
-        chosen = select(load_library(library), names)
-        population = Population.of(cfg)
-        apply_profiles(cfg, sorted({s.client for s in chosen}))
-        with extra_gateway(cfg, "controls-set", run_dir / "gateway-controls", modes) as gw:
-            assert gw.policy_file is not None
-            target = extra_target("controls-set", gw.base_url, gw.policy_file, gw.audit_dir)
-            with httpx.Client() as http:
-                reported = gateway_controls(http, gw.base_url)
+        with extra_gateway_target(cfg, "controls-set", directory, modes) as (target, reported):
             judged = replay_against(cfg, chosen, population, target, reported, say)
     off = None
     if baseline:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -155,20 +156,39 @@ def replay_against(
     return result
 
 
-def replay_library(
-    cfg: LabConfig,
-    names: list[str] | None = None,
-    library: Path | None = None,
-    say: Say = _quiet,
-) -> tuple[LibraryReplay, Population, list[Scenario]]:
-    """Replay the chosen scenarios (default: all) once against the lab's gateway."""
+def prepare(
+    cfg: LabConfig, names: list[str] | None = None, library: Path | None = None
+) -> tuple[list[Scenario], Population]:
+    """The chosen scenarios (default: all), the seeded population, and their clients applied."""
     chosen = select(load_library(library), names)
     population = Population.of(cfg)
+    apply_profiles(cfg, sorted({s.client for s in chosen}))
+    return chosen, population
+
+
+def lab_gateway(cfg: LabConfig) -> tuple[GatewayTarget, dict[str, str]]:
+    """The lab's own gateway as a replay target, and the control modes it reports."""
     with httpx.Client() as http:
         controls = gateway_controls(http, cfg.gateway_base_url)
-    apply_profiles(cfg, sorted({s.client for s in chosen}))
-    target = lab_target(cfg, controls)
-    return replay_against(cfg, chosen, population, target, controls, say), population, chosen
+    return lab_target(cfg, controls), controls
+
+
+@contextmanager
+def extra_gateway_target(
+    cfg: LabConfig,
+    name: str,
+    directory: Path,
+    modes: Mapping[str, Mode],
+    *,
+    rate_limit: bool = True,
+) -> Iterator[tuple[GatewayTarget, dict[str, str]]]:
+    """An extra gateway with `modes` (over the lab's policy) as a replay target, and the control
+    modes it reports; stopped on exit."""
+    with extra_gateway(cfg, name, directory, modes, rate_limit=rate_limit) as gw:
+        assert gw.policy_file is not None
+        with httpx.Client() as http:
+            controls = gateway_controls(http, gw.base_url)
+        yield extra_target(name, gw.base_url, gw.policy_file, gw.audit_dir), controls
 
 
 BASELINE_MODES: dict[str, Mode] = {**modes_all(Mode.OFF), "C06": Mode.ENFORCE}
@@ -184,11 +204,10 @@ def replay_baseline(
     """The same scenarios through an extra gateway with every preventive control off (the token
     is still checked): what the clients reach when nothing but a valid token stands in the way.
     The audit and its detectors (C06, which refuse nothing) stay on: what detection alone sees."""
-    modes = BASELINE_MODES
-    with extra_gateway(cfg, "controls-off", directory, modes, rate_limit=False) as gw:
-        assert gw.policy_file is not None
-        target = extra_target("controls-off", gw.base_url, gw.policy_file, gw.audit_dir)
-        controls = {c: m.value for c, m in modes.items()}
+    with extra_gateway_target(cfg, "controls-off", directory, BASELINE_MODES, rate_limit=False) as (
+        target,
+        controls,
+    ):
         return replay_against(cfg, scenarios, population, target, controls, say, judge=False)
 
 

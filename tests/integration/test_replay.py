@@ -74,3 +74,20 @@ def test_a_wrong_expectation_fails_the_run(seeded: LabConfig, tmp_path: Path) ->
     (library / "wildcard-scheduler.yaml").write_text(yaml.safe_dump(scenario, sort_keys=False))
     done = fhirlab_run(seeded, tmp_path / "results", "--library", str(library))
     assert done.returncode == EXIT_EXPECTATION_FAILED, done.stdout[-2000:] + done.stderr[-2000:]
+
+
+def test_controls_switched_for_one_run_go_through_their_own_gateway(
+    seeded: LabConfig, tmp_path: Path
+) -> None:
+    done = fhirlab_run(
+        seeded, tmp_path, "wildcard-scheduler", "--controls", "C05=off", "--no-baseline"
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    (results_file,) = tmp_path.glob("*/results.json")
+    results = json.loads(results_file.read_text())
+    assert results["replay"]["gateway"] == "controls-set"
+    assert results["replay"]["controls"]["C05"] == "off"
+    assert results["replay"]["controls"]["C08"] == "enforce"
+    assert results["baseline"] is None
+    (run,) = results["replay"]["runs"]
+    assert "C05" not in run["caught"]  # nothing refused by the switched-off control
