@@ -15,6 +15,7 @@ from simulator.load.matrix import MATRIX_NAMES, parse_matrix
 from simulator.load.progress import RichProgress
 from simulator.load.runner import LOAD_FILE, LoadOptions, run_matrix
 from simulator.load.table import load_table
+from simulator.results import ResultsDirectory
 from simulator.stack.config import load_config
 
 TABLE_WIDTH = 100  # the end table's columns, unsqueezed even when stdout is not a terminal
@@ -91,7 +92,7 @@ def load(
         warmup=warmup,
     )
     cfg = load_config()
-    run_dir = results / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    run_dir = ResultsDirectory.new(results, time.time()).path
     with RichProgress(err) as progress:
         result = run_matrix(cfg, options, run_dir, progress)
     wide = Console(file=out.file, width=max(out.width, TABLE_WIDTH))
