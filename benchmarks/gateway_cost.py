@@ -11,7 +11,11 @@ seeded patient) for the same total time, in interleaved rounds so that drift fal
 configuration alike, and prints throughput and latency (median, p99, in ms with sub-millisecond
 precision), the ratios to direct HAPI, and the CPU time each gateway process spent per request
 (user + system, read from the process itself: the figure least disturbed by other load on the
-machine). The load generator runs on the same machine: compare ratios, not absolutes.
+machine). The load generator runs on the same machine: compare ratios, not absolutes. The load
+comes from a light keep-alive HTTP/1.1 client (`--client httpx` for httpx, which takes several
+times the CPU per request from the same two cores). A second
+table gives the added latency per kind of request (read, search): the mix's overall median falls
+in the gap between the two kinds and is the least stable figure.
 
 `--before DIR` (a checkout of an earlier commit, e.g. `git archive <commit> | tar -x -C DIR`) adds
 each configuration once more as "before: <name>", its gateway running DIR's code, in the same
@@ -26,8 +30,10 @@ import os
 import sys
 import tempfile
 import time
-from contextlib import ExitStack
-from dataclasses import dataclass
+import zlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import ExitStack, asynccontextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -35,6 +41,7 @@ import psutil
 
 from gateway.controls import Mode
 from gateway.policy import RUNTIME_CONTROLS
+from gateway.upstream_client import UpstreamClient
 from seed.lab import read_seed_record
 from seed.users import DEMO_PASSWORD
 from simulator.authserver.apply import apply_profiles
@@ -50,6 +57,9 @@ DIRECT = "direct HAPI"
 SLOW_SERVER = ("--loop", "asyncio", "--http", "h11")  # uvicorn without uvloop/httptools
 
 
+KINDS = ("read", "search")  # the mix: one of each in turn
+
+
 @dataclass
 class Result:
     name: str
@@ -57,6 +67,7 @@ class Result:
     errors: int
     seconds: float
     cpu_s: float = 0.0  # the gateway process's CPU time while it was driven
+    by_kind: dict[str, list[float]] = field(default_factory=lambda: {k: [] for k in KINDS})
 
     @property
     def rate(self) -> float:
@@ -68,8 +79,15 @@ class Result:
         return self.cpu_s / n * 1e6 if n else float("nan")
 
     def pct(self, p: float) -> float:
-        data = sorted(self.latencies_ms)
-        return data[min(len(data) - 1, int(p * len(data)))] if data else float("nan")
+        return _pct(self.latencies_ms, p)
+
+    def kind_pct(self, kind: str, p: float) -> float:
+        return _pct(self.by_kind[kind], p)
+
+
+def _pct(values: list[float], p: float) -> float:
+    data = sorted(values)
+    return data[min(len(data) - 1, int(p * len(data)))] if data else float("nan")
 
 
 def configurations() -> dict[str, tuple[dict[str, Mode] | None, tuple[str, ...]]]:
@@ -95,15 +113,15 @@ async def drive(
     seconds: float,
     concurrency: int,
     proc: psutil.Process | None = None,
+    client: str = "light",
 ) -> Result:
     paths = [f"/Patient/{patient}", f"/Observation?subject=Patient/{patient}&_count=10"]
-    headers = {"Authorization": f"Bearer {token}", "Accept": "application/fhir+json"}
     latencies: list[float] = []
+    by_kind: dict[str, list[float]] = {k: [] for k in KINDS}
     errors = 0
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits, timeout=30) as http:
+    async with _client(client, base, token, concurrency) as get:
         for path in paths:  # warm up connections, JWKS, caches
-            await http.get(base + path)
+            await get(path)
         cpu0 = _cpu_s(proc)
         deadline = time.perf_counter() + seconds
 
@@ -112,9 +130,11 @@ async def drive(
             i = offset
             while time.perf_counter() < deadline:
                 t0 = time.perf_counter()
-                resp = await http.get(base + paths[i % len(paths)])
-                if resp.status_code == 200:
-                    latencies.append((time.perf_counter() - t0) * 1000)
+                status = await get(paths[i % len(paths)])
+                if status == 200:
+                    ms = (time.perf_counter() - t0) * 1000
+                    latencies.append(ms)
+                    by_kind[KINDS[i % len(paths)]].append(ms)
                 else:
                     errors += 1
                 i += 1
@@ -122,7 +142,47 @@ async def drive(
         t0 = time.perf_counter()
         await asyncio.gather(*(worker(k) for k in range(concurrency)))
         elapsed = time.perf_counter() - t0
-        return Result(name, latencies, errors, elapsed, _cpu_s(proc) - cpu0)
+        return Result(name, latencies, errors, elapsed, _cpu_s(proc) - cpu0, by_kind)
+
+
+@asynccontextmanager
+async def _client(
+    kind: str, base: str, token: str, concurrency: int
+) -> AsyncIterator[Callable[[str], Awaitable[int]]]:
+    """`get(path) -> status`, the body read whole (and un-gzipped) as a client would.
+
+    "light": a keep-alive HTTP/1.1 client on asyncio and httptools (the gateway's upstream
+    client, which costs a fraction of httpx's CPU per request: on two cores the load generator
+    takes CPU from the servers it measures, so the lighter the better); "httpx": httpx."""
+    headers = {
+        "Authorization": f"Bearer {token}",
+        "Accept": "application/fhir+json",
+        "Accept-Encoding": "gzip",
+    }
+    if kind == "httpx":
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        async with httpx.AsyncClient(headers=headers, limits=limits, timeout=30) as http:
+
+            async def get_httpx(path: str) -> int:
+                resp = await http.get(base + path)
+                return resp.status_code
+
+            yield get_httpx
+        return
+    light = UpstreamClient(base, timeout_s=30, max_connections=concurrency)
+    raw = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+
+    async def get_light(path: str) -> int:
+        resp = await light.request("GET", path.encode(), raw)
+        body = await resp.read()
+        if resp.header(b"content-encoding") == b"gzip":
+            zlib.decompress(body, wbits=zlib.MAX_WBITS | 16)
+        return resp.status
+
+    try:
+        yield get_light
+    finally:
+        await light.aclose()
 
 
 def _cpu_s(proc: psutil.Process | None) -> float:
@@ -137,6 +197,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="per configuration, in all")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved slices per config")
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument(
+        "--client",
+        choices=["light", "httpx"],
+        default="light",
+        help="the load generator's HTTP client (light: asyncio + httptools, the least CPU)",
+    )
     parser.add_argument(
         "--only", action="append", help="run only this configuration (repeatable; direct always)"
     )
@@ -193,19 +259,30 @@ def main() -> None:
             order = names[round_no % len(names) :] + names[: round_no % len(names)]
             for name in order:
                 part = asyncio.run(
-                    drive(name, bases[name], token, patient, slice_s, args.concurrency, procs[name])
+                    drive(
+                        name,
+                        bases[name],
+                        token,
+                        patient,
+                        slice_s,
+                        args.concurrency,
+                        procs[name],
+                        args.client,
+                    )
                 )
                 total = results[name]
                 total.latencies_ms.extend(part.latencies_ms)
                 total.errors += part.errors
                 total.seconds += part.seconds
                 total.cpu_s += part.cpu_s
+                for kind in KINDS:
+                    total.by_kind[kind].extend(part.by_kind[kind])
             print(f"  round {round_no + 1}/{args.rounds} done", file=sys.stderr)
     direct = results[DIRECT]
     print(
         f"\n{args.concurrency} concurrent clients, {args.seconds:.0f} s per configuration in "
         f"{args.rounds} interleaved rounds, load average {os.getloadavg()[0]:.1f}; "
-        "mix: Patient read + Observation search"
+        f"mix: Patient read + Observation search; client: {args.client}"
     )
     print(
         f"{'configuration':<26}{'req/s':>9}{'ratio':>8}{'p50 ms':>9}{'p99 ms':>9}"
@@ -218,6 +295,22 @@ def main() -> None:
             f"{r.pct(0.99):9.2f}{r.pct(0.5) - direct.pct(0.5):9.2f}"
             f"{r.pct(0.99) - direct.pct(0.99):9.2f}{cpu}{r.errors:8d}"
         )
+    # The mix is bimodal (a read takes a fraction of a search), so the median of all requests
+    # sits in the gap between the two and jumps with small shifts: the added latency is read per
+    # kind of request, and summarised as the mean of the kinds' added medians.
+    print("\nadded latency per kind of request (ms; the mix's median sits between the two kinds)")
+    header = "".join(f"{k + ' p50':>12}{'+p50':>8}{'+p99':>8}" for k in KINDS)
+    print(f"{'configuration':<26}{header}{'mean +p50':>11}")
+    for r in results.values():
+        cells, added = "", []
+        for kind in KINDS:
+            plus = r.kind_pct(kind, 0.5) - direct.kind_pct(kind, 0.5)
+            added.append(plus)
+            cells += (
+                f"{r.kind_pct(kind, 0.5):12.2f}{plus:8.2f}"
+                f"{r.kind_pct(kind, 0.99) - direct.kind_pct(kind, 0.99):8.2f}"
+            )
+        print(f"{r.name:<26}{cells}{sum(added) / len(added):11.2f}")
 
 
 if __name__ == "__main__":

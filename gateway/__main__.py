@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
@@ -19,6 +20,16 @@ from gateway.policy import POLICY_FILE
 from gateway.settings import GatewaySettings
 from simulator.stack.config import REPO_ROOT
 from simulator.stack.errors import LabError
+
+# uvicorn's options for the gateway. It sets X-Forwarded-* for HAPI itself and trusts no
+# client's; it does not name its server software.
+SERVER_OPTIONS: dict[str, Any] = {
+    "log_level": "warning",
+    "access_log": False,
+    "timeout_graceful_shutdown": 10,
+    "proxy_headers": False,
+    "server_header": False,
+}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -52,11 +63,9 @@ def main(argv: list[str] | None = None) -> None:
         create_app(settings, config=config),
         host=args.host,
         port=args.port,
-        log_level="warning",
-        access_log=False,
         loop=args.loop,
         http=args.http,
-        timeout_graceful_shutdown=10,
+        **SERVER_OPTIONS,
     )
 
 

@@ -50,6 +50,8 @@ _HOP_BY_HOP = frozenset(
 # Credentials stop at the gateway: HAPI trusts the gateway, not the client's token. The proxy
 # sends request bodies at once, so an `Expect: 100-continue` is answered by the gateway alone.
 _NOT_FORWARDED = _HOP_BY_HOP | {b"authorization", b"cookie", b"expect"}
+# The server the gateway runs in writes the answer's own `Date` (a field that must not repeat).
+_NOT_RELAYED = _HOP_BY_HOP | {b"date"}
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _FORM = (b"content-type", b"application/x-www-form-urlencoded")
 
@@ -243,7 +245,7 @@ class Upstream:
             return operation_outcome(504, "the FHIR server did not answer in time")
         except UpstreamError as exc:
             return operation_outcome(502, f"the FHIR server is unreachable ({exc.kind})")
-        headers = [(k, v) for k, v in upstream.headers if k not in _HOP_BY_HOP]
+        headers = [(k, v) for k, v in upstream.headers if k not in _NOT_RELAYED]
         status = upstream.status
         if ctx is not None:
             ctx.status = status
