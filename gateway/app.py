@@ -197,6 +197,7 @@ def create_app(
             ),
             raw_query=scope.get("query_string", b"").decode("latin-1"),
             bearer=_bearer(head.authorization),
+            if_none_exist=head.if_none_exist,
         )
         response = await _handle(scope, receive, head, ctx)
         ctx.status = response.status_code

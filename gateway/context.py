@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote_plus
 
-from gateway.classify import FhirRequest, Params
+from gateway.classify import FhirRequest, Interaction, Params
 from gateway.denial import Denial
 from gateway.returned import Returned
 from gateway.tokens import VerifiedToken
@@ -51,6 +53,33 @@ class RequestContext:
     # Stored versions read from HAPI before a write by id (`gateway/current.py`), so the stages
     # that check them (C08, C10) share one read; created on the first read.
     stored: dict[tuple[str, str], dict[str, Any] | None] | None = None
+    # A conditional create's match criteria (`If-None-Exist`, or a batch entry's
+    # `request.ifNoneExist`) as the stages narrow them (C08 to the patient, C10 to the tenant),
+    # so that whether a resource outside them exists cannot be probed; sent upstream instead.
+    if_none_exist: str | None = None
+    # The body parsed as JSON, with the body it was parsed from (`json_body`).
+    parsed: tuple[bytes, Any] | None = None
+
+    def json_body(self) -> Any:
+        """The body parsed as JSON, once per body (ValueError if it is not JSON)."""
+        body = self.body or b""
+        if self.parsed is None or self.parsed[0] is not body:
+            self.parsed = (body, json.loads(body))
+        return self.parsed[1]
+
+    def set_json_body(self, value: Any) -> None:
+        """Replace the body by `value`, serialised (what goes upstream)."""
+        self.body = json.dumps(value).encode()
+        self.parsed = (self.body, value)
+
+    def narrow_if_none_exist(self, name: str, value: str) -> None:
+        """Add `name=value` to a conditional create's match criteria (if it has any)."""
+        if (
+            self.if_none_exist
+            and self.fhir is not None
+            and self.fhir.interaction is Interaction.CREATE
+        ):
+            self.if_none_exist += f"&{quote_plus(name)}={quote_plus(value)}"
 
     @property
     def params(self) -> Params:

@@ -8,6 +8,7 @@ cost of every control can be read off the audit log and compared in one run.
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from collections.abc import Callable
@@ -78,7 +79,7 @@ class Pipeline:
     async def _run_entries(self, ctx: RequestContext) -> Denial | None:
         """Batch/transaction: every entry is checked as the request it stands for."""
         try:
-            bundle = json.loads(ctx.body or b"")
+            bundle = ctx.json_body()  # parsed once (C10 may have stamped it already)
         except ValueError:
             return _enforce(ctx, bad_request("the batch/transaction body is not JSON"))
         if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
@@ -103,6 +104,7 @@ class Pipeline:
                 return _enforce(ctx, bad_request(f"entry {index}: {exc}"))
             if fhir.interaction is Interaction.BATCH:
                 return _enforce(ctx, bad_request(f"entry {index}: nested batch"))
+            if_none_exist = request.get("ifNoneExist")
             child = RequestContext(
                 request_id=f"{ctx.request_id}.{index}",
                 method=method,
@@ -111,10 +113,11 @@ class Pipeline:
                 fhir=fhir,
                 token=ctx.token,
                 client_class=ctx.client_class,
+                if_none_exist=if_none_exist if isinstance(if_none_exist, str) else None,
             )
             resource = entry.get("resource")
             if isinstance(resource, dict):
-                child.body = json.dumps(resolve_local(resource, identities)).encode()
+                child.body = entry_body(fhir.interaction, resolve_local(resource, identities))
             denial = await self._run_checks(child, entry=True)
             ctx.findings.extend(
                 Finding(f.control, f.action, f.status, f"entry {index}: {f.reason}")
@@ -136,9 +139,27 @@ class Pipeline:
             if child.upstream_params is not None:
                 request["url"] = f"{path}?{urlencode(child.upstream_params)}"
                 rewritten = True
+            if isinstance(if_none_exist, str) and child.if_none_exist != if_none_exist:
+                request["ifNoneExist"] = child.if_none_exist
+                rewritten = True
         if rewritten:
-            ctx.body = json.dumps(bundle).encode()
+            ctx.set_json_body(bundle)
         return None
+
+
+def entry_body(interaction: Interaction, resource: dict[str, Any]) -> bytes:
+    """The body a batch entry stands for. A patch entry carries its patch as a resource: a
+    FHIRPath Patch `Parameters` as it is, a JSON Patch as a `Binary` whose `data` is the
+    base64 of the patch document (what the checks of a patch then read); a Binary that cannot
+    be decoded is passed on as it is, and the checks refuse it as unreadable."""
+    if interaction is Interaction.PATCH and resource.get("resourceType") == "Binary":
+        data = resource.get("data")
+        if isinstance(data, str):
+            try:
+                return base64.b64decode(data, validate=True)
+            except ValueError:
+                pass
+    return json.dumps(resource).encode()
 
 
 def _group(

@@ -88,6 +88,7 @@ class RequestHead:
     authorization: str = ""
     content_type: str = ""
     request_id: str | None = None
+    if_none_exist: str | None = None  # a conditional create's criteria (stages may narrow them)
 
     @classmethod
     def of(cls, scope: Scope) -> RequestHead:
@@ -104,6 +105,8 @@ class RequestHead:
                 head.content_type = value.decode("latin-1")
             elif name == b"x-request-id":
                 head.request_id = value.decode("latin-1")
+            elif name == b"if-none-exist":
+                head.if_none_exist = value.decode("latin-1")
             forward.append((name, value))
         return head
 
@@ -210,6 +213,9 @@ class Upstream:
         if ctx is not None and ctx.upstream_params is not None and _is_post_search(ctx):
             headers = [(k, v) for k, v in headers if k != b"content-type"]
             headers.append(_FORM)
+        elif ctx is not None and ctx.if_none_exist != head.if_none_exist:
+            narrowed = (ctx.if_none_exist or "").encode("latin-1")
+            headers = [(k, narrowed if k == b"if-none-exist" else v) for k, v in headers]
         else:
             headers = list(headers)
         if head.host:

@@ -22,7 +22,9 @@ own record) must name no other patient anywhere in it; an unknown type is refuse
 |                                          | page, `[base]?_getpages=`, passes with the check)     |
 | create, update                           | the body must reference the patient (Patient: by id); |
 |                                          | a Patient must link to no other patient; update by    |
-|                                          | id: the stored version too, if there is one           |
+|                                          | id: the stored version too, if there is one; a        |
+|                                          | conditional create's `If-None-Exist` is narrowed to   |
+|                                          | the patient like a search                             |
 | patch, delete                            | `Patient/P`; other types by id: the stored version    |
 |                                          | must be the patient's; a patch must not touch patient |
 |                                          | references (`Patient/P`: `link`, `id`; no `_cascade`) |
@@ -437,6 +439,8 @@ class _Confinement:
                 )
         if by_id and fhir.interaction is Interaction.UPDATE and self.can_read_stored:
             self.stored = (resource_type, fhir.resource_id or "")
+        if fhir.interaction is Interaction.CREATE:  # a conditional create matches the patient's
+            self.ctx.narrow_if_none_exist(*narrowing(resource_type, self.patient))
 
     def check_stored(self, stored: dict[str, Any] | None) -> None:
         """The version a by-id update, patch or delete would change must be the patient's. None

@@ -14,7 +14,9 @@ none (untagged data belongs to no tenant, so no tenant's token may take it over)
 update of an id with nothing stored creates it (stamped). A patch must not touch `meta` (where the
 tenant tag lives) nor replace the whole resource, and must be JSON (JSON Patch or FHIRPath Patch)
 for the gateway to check that. Conditional updates, patches and deletes are narrowed to the
-token's tenant with `_tag`, like searches: they can only match its own resources.
+token's tenant with `_tag`, like searches: they can only match its own resources; so are a
+conditional create's `If-None-Exist` criteria (a batch entry's `ifNoneExist` too), so whether
+another tenant holds a matching resource cannot be probed.
 """
 
 from __future__ import annotations
@@ -79,11 +81,16 @@ def stamp_entries(body: bytes, tenant: str) -> bytes:
         bundle = json.loads(body)
     except ValueError:
         return body
+    return json.dumps(bundle).encode() if stamp_bundle(bundle, tenant) else body
+
+
+def stamp_bundle(bundle: Any, tenant: str) -> bool:
+    """`stamp_entries` on a parsed body, in place: was an entry stamped?"""
     if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
-        return body
+        return False
     entries = bundle.get("entry")
     if not isinstance(entries, list):
-        return body
+        return False
     stamped = False
     for entry in entries:
         resource = entry.get("resource") if isinstance(entry, dict) else None
@@ -93,7 +100,7 @@ def stamp_entries(body: bytes, tenant: str) -> bytes:
             continue
         entry["resource"] = with_tag(resource, tenant)
         stamped = True
-    return json.dumps(bundle).encode() if stamped else body
+    return stamped
 
 
 def _writes(request: Any) -> bool:
@@ -181,7 +188,14 @@ class TenantStage(Stage):
         if fhir.interaction in _WRITES and ctx.body:
             ctx.body = stamp(ctx.body, tenant)
         elif fhir.interaction is Interaction.BATCH and ctx.body:
-            ctx.body = stamp_entries(ctx.body, tenant)
+            try:
+                bundle = ctx.json_body()  # parsed once, here and for the entries' checks
+            except ValueError:
+                bundle = None  # the pipeline refuses it
+            if stamp_bundle(bundle, tenant):
+                ctx.set_json_body(bundle)
+        if fhir.interaction is Interaction.CREATE:
+            ctx.narrow_if_none_exist(*tag)  # a conditional create matches only its own
         if fhir.interaction is Interaction.PATCH:
             check_patch(ctx.body, fhir.resource_type or "", tenant)
         if fhir.is_search and fhir.resource_type not in (None, "*"):

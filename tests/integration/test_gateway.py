@@ -8,6 +8,7 @@ For every stage: a request it must allow and one it must refuse.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import time
 import uuid
@@ -353,6 +354,94 @@ async def test_c10_read_before_write(
         # without C10 the other tenant's appointment is overwritten: the check above stopped it
         hijack = await gw.put(f"/fhir/Appointment/{theirs}", json=untagged(theirs, ME), headers=me)
         assert hijack.status_code == 200, hijack.text
+
+
+async def test_c10_and_c08_narrow_a_conditional_creates_match(
+    seeded: LabConfig, base_config: GatewayConfig, scheduler_token: Token, hapi: httpx.Client
+) -> None:
+    """`If-None-Exist` matches only the token's tenant's (C10) and patient's (C08) resources:
+    another tenant's match neither stops the create nor shows that it exists."""
+    system, value = "https://fhirlab.dev/test-identifier", f"ine-{uuid.uuid4().hex[:8]}"
+    theirs = {
+        **_appointment(f"c10-ine-{value}", TENANT_B_PATIENT),
+        "meta": {"tag": [tenant_tag_b()]},
+        "identifier": [{"system": system, "value": value}],
+    }
+    put = hapi.put(f"/Appointment/{theirs['id']}", json=theirs, headers=FHIR)
+    assert put.status_code in (200, 201), put.text
+    mine = {k: v for k, v in _appointment("x", ME, "proposed").items() if k not in ("id", "meta")}
+    mine["identifier"] = [{"system": system, "value": value}]
+    conditional = {**bearer(scheduler_token), "If-None-Exist": f"identifier={system}|{value}"}
+    # C10 off and C08 off: the other tenant's appointment matches, nothing is created (200)
+    async with gateway(seeded, policy(base_config, C08="off", C10="off")) as gw:
+        leak = await gw.post("/fhir/Appointment", json=mine, headers=conditional)
+        assert leak.status_code == 200, leak.text
+        assert theirs["id"] in leak.headers.get("location", ""), leak.headers
+    # C08 alone narrows the match to the patient's compartment; C10 alone to the tenant
+    for modes in ({"C10": "off"}, {"C08": "off"}):
+        async with gateway(seeded, policy(base_config, **modes)) as gw:
+            created = await gw.post("/fhir/Appointment", json=mine, headers=conditional)
+            assert created.status_code == 201, (modes, created.text)
+            assert theirs["id"] not in created.headers["location"]
+            hapi.delete(created.headers["location"].split("/fhir/")[1].split("/_history")[0])
+    # ... and in a transaction entry's `ifNoneExist`, every control on
+    transaction = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "resource": mine,
+                "request": {
+                    "method": "POST",
+                    "url": "Appointment",
+                    "ifNoneExist": f"identifier={system}|{value}",
+                },
+            }
+        ],
+    }
+    async with gateway(seeded, base_config) as gw:
+        done = await gw.post("/fhir", json=transaction, headers=bearer(scheduler_token))
+    assert done.status_code == 200, done.text
+    response = done.json()["entry"][0]["response"]
+    assert response["status"].startswith("201"), response
+    assert theirs["id"] not in response["location"]
+    assert hapi.get(f"/Appointment/{theirs['id']}", headers=FHIR).json()["status"] == "booked"
+
+
+async def test_c10_json_patch_entries_of_a_batch_are_checked_and_applied(
+    seeded: LabConfig, base_config: GatewayConfig, scheduler_token: Token, hapi: httpx.Client
+) -> None:
+    """A JSON Patch in a batch travels as a Binary (base64 of the patch): the gateway decodes it
+    and checks it like a PATCH request, so a harmless one goes through."""
+    rid = f"c10-binpatch-{uuid.uuid4().hex[:8]}"
+    put = hapi.put(f"/Appointment/{rid}", json=_appointment(rid, ME), headers=FHIR)
+    assert put.status_code in (200, 201), put.text
+
+    def batch(patch: list[dict[str, Any]]) -> dict[str, Any]:
+        data = base64.b64encode(json.dumps(patch).encode()).decode()
+        binary = {"resourceType": "Binary", "contentType": "application/json-patch+json"}
+        return {
+            "resourceType": "Bundle",
+            "type": "batch",
+            "entry": [
+                {
+                    "resource": {**binary, "data": data},
+                    "request": {"method": "PATCH", "url": f"Appointment/{rid}"},
+                }
+            ],
+        }
+
+    me = bearer(scheduler_token)
+    async with gateway(seeded, base_config) as gw:
+        retag = [{"op": "replace", "path": "/meta/tag/0/code", "value": "tenant-b"}]
+        refused(await gw.post("/fhir", json=batch(retag), headers=me), 403, "C10")
+        arrived = [{"op": "replace", "path": "/status", "value": "arrived"}]
+        done = await gw.post("/fhir", json=batch(arrived), headers=me)
+    assert done.status_code == 200, done.text
+    assert done.json()["entry"][0]["response"]["status"].startswith("200"), done.text
+    stored = hapi.get(f"/Appointment/{rid}", headers=FHIR).json()
+    assert stored["status"] == "arrived"
+    assert [t["code"] for t in stored["meta"]["tag"]] == ["tenant-a"]
 
 
 # ---- C06: audit ---------------------------------------------------------------------------------

@@ -12,6 +12,9 @@ import httpx
 import pytest
 
 from gateway.app import create_app
+from gateway.classify import classify
+from gateway.context import RequestContext
+from gateway.proxy import RequestHead, Upstream
 from gateway.settings import GatewaySettings
 
 seen: list[httpx.Request] = []
@@ -93,3 +96,32 @@ async def test_health() -> None:
 async def test_ready_follows_the_upstream() -> None:
     assert (await call(fake_hapi, "GET", "/_gateway/ready")).status_code == 200
     assert (await call(refusing, "GET", "/_gateway/ready")).status_code == 503
+
+
+def test_a_narrowed_if_none_exist_replaces_the_clients() -> None:
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/fhir/Patient",
+        "headers": [
+            (b"host", b"gw"),
+            (b"if-none-exist", b"identifier=x"),
+            (b"content-type", b"application/fhir+json"),
+        ],
+    }
+    head = RequestHead.of(scope)
+    assert head.if_none_exist == "identifier=x"
+    ctx = RequestContext(
+        request_id="r",
+        method="POST",
+        raw_path="/fhir/Patient",
+        raw_query="",
+        fhir=classify("POST", "/fhir/Patient", "", "/fhir"),
+        if_none_exist=head.if_none_exist,
+    )
+    upstream = Upstream(GatewaySettings(upstream="http://hapi.example/fhir"))
+    assert (b"if-none-exist", b"identifier=x") in upstream.forward_headers(scope, head, ctx)
+    ctx.narrow_if_none_exist("_tag", "s|a")
+    sent = upstream.forward_headers(scope, head, ctx)
+    assert [v for k, v in sent if k == b"if-none-exist"] == [b"identifier=x&_tag=s%7Ca"]
+    assert (b"content-type", b"application/fhir+json") in sent

@@ -4,6 +4,7 @@ change only a resource of the token's tenant (read-before-write)."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from typing import Any
 
@@ -333,3 +334,100 @@ def test_stamp_entries_stamps_only_what_it_must_on_any_json(value: Any) -> None:
     body = json.dumps({"resourceType": "Bundle", "entry": value}).encode()
     out = stamp_entries(body, "a")
     assert out is body or json.loads(out)["entry"] != value
+
+
+# -- conditional creates: If-None-Exist matches only the tenant's (and patient's) resources -----
+
+
+def test_a_conditional_creates_criteria_are_narrowed_to_the_tenant() -> None:
+    ctx = request("POST", "Patient", body={"resourceType": "Patient"})
+    ctx.if_none_exist = "identifier=http://mrn|123"
+    bind(ctx)
+    assert ctx.if_none_exist == (
+        "identifier=http://mrn|123&_tag=https%3A%2F%2Ffhirlab.dev%2Ftenant%7Ca"
+    )
+    plain = bind(request("POST", "Patient", body={"resourceType": "Patient"}))
+    assert plain.if_none_exist is None  # an ordinary create has no criteria to narrow
+
+
+def test_a_conditional_create_entry_is_narrowed_to_the_tenant_and_the_patient() -> None:
+    observation = {"resourceType": "Observation", "subject": {"reference": "Patient/p"}}
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "resource": observation,
+                "request": {"method": "POST", "url": "Observation", "ifNoneExist": "code=x"},
+            },
+            {"resource": observation, "request": {"method": "POST", "url": "Observation"}},
+        ],
+    }
+    ctx = request("POST", "", body=bundle, patient="p")
+    pipeline = Pipeline(
+        [TenantStage(STORE), CompartmentStage(STORE)], lambda _c: Mode.ENFORCE, "/fhir"
+    )
+    assert asyncio.run(pipeline.run(ctx)) is None
+    sent = json.loads(ctx.body or b"")
+    assert sent["entry"][0]["request"]["ifNoneExist"] == (
+        "code=x&_tag=https%3A%2F%2Ffhirlab.dev%2Ftenant%7Ca&subject=Patient%2Fp"
+    )
+    assert "ifNoneExist" not in sent["entry"][1]["request"]
+
+
+def test_a_batch_body_is_parsed_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    import gateway.context
+
+    loads = gateway.context.json.loads
+    calls: list[int] = []
+
+    def counting(raw: Any) -> Any:
+        value = loads(raw)
+        if isinstance(value, dict) and value.get("resourceType") == "Bundle":
+            calls.append(1)  # (an entry's own resource is parsed by its checks)
+        return value
+
+    monkeypatch.setattr(gateway.context.json, "loads", counting)
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [entry("POST", "Observation", {"resourceType": "Observation"})],
+    }
+    ctx = request("POST", "", body=bundle)
+    pipeline = Pipeline([TenantStage(STORE)], lambda _c: Mode.ENFORCE, "/fhir")
+    assert asyncio.run(pipeline.run(ctx)) is None
+    assert len(calls) == 1  # stamped by C10, then checked entry by entry, from one parse
+    assert tenant_of(json.loads(ctx.body or b"")["entry"][0]["resource"]) == "a"
+
+
+# -- a JSON Patch entry travels as a Binary (base64 of the patch): it is decoded and checked ----
+
+
+def binary_patch(patch: Any) -> dict[str, Any]:
+    data = base64.b64encode(json.dumps(patch).encode()).decode()
+    return {"resourceType": "Binary", "contentType": "application/json-patch+json", "data": data}
+
+
+@pytest.mark.parametrize("stages", ["tenant", "tenant+compartment"])
+def test_a_json_patch_entry_in_a_binary_is_checked_like_a_patch(stages: str) -> None:
+    store = Stored({**tagged("Observation", "o1", "a"), "subject": {"reference": "Patient/p"}})
+    chosen = [TenantStage(store)]
+    if "compartment" in stages:
+        chosen.append(CompartmentStage(store))  # type: ignore[arg-type]
+    pipeline = Pipeline(chosen, lambda _c: Mode.ENFORCE, "/fhir")  # type: ignore[arg-type]
+
+    def run(resource: dict[str, Any]) -> Denial | None:
+        bundle = {
+            "resourceType": "Bundle",
+            "type": "batch",
+            "entry": [
+                {"resource": resource, "request": {"method": "PATCH", "url": "Observation/o1"}}
+            ],
+        }
+        return asyncio.run(pipeline.run(request("POST", "", body=bundle, patient="p")))
+
+    assert run(binary_patch([{"op": "replace", "path": "/status", "value": "final"}])) is None
+    denial = run(binary_patch([{"op": "remove", "path": "/meta"}]))
+    assert denial is not None and "where the tenant tag lives" in denial.reason
+    unreadable = run({"resourceType": "Binary", "contentType": "text/plain", "data": "%%"})
+    assert unreadable is not None and unreadable.status in (400, 403)
