@@ -22,12 +22,13 @@ def to_record(ctx: RequestContext, latency_ms: float) -> AuditRecord:
     findings = ctx.findings
     if findings:
         denied = ctx.denied
+        filtered = next((f for f in findings if f.action == "filter"), None)
         monitored = next((f for f in findings if f.action == "monitor"), None)
         reason = "; ".join(f"[{f.control or '-'}] {f.reason}" for f in findings)
     else:  # most requests: nothing to say
-        denied = monitored = None
+        denied = filtered = monitored = None
         reason = ""
-    finding = denied or monitored
+    finding = denied or filtered or monitored
     fhir, token = ctx.fhir, ctx.token
     return AuditRecord(
         ts=time.time(),
@@ -44,7 +45,13 @@ def to_record(ctx: RequestContext, latency_ms: float) -> AuditRecord:
         interaction=fhir.interaction.value if fhir else "invalid",
         resource_type=fhir.resource_type if fhir else None,
         operation=fhir.operation if fhir else None,
-        decision="deny" if denied else "monitor" if monitored else "allow",
+        decision="deny"
+        if denied
+        else "filter"
+        if filtered
+        else "monitor"
+        if monitored
+        else "allow",
         control=finding.control if finding else None,
         reason=reason,
         status=ctx.status,

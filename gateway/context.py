@@ -23,7 +23,7 @@ class Finding:
     """A control's verdict on this request: `deny` (enforced) or `monitor` (recorded only)."""
 
     control: str | None
-    action: str  # deny | monitor
+    action: str  # deny | monitor | filter (resources withheld from a streamed answer)
     status: int
     reason: str
 
@@ -46,6 +46,9 @@ class RequestContext:
     upstream_params: Params | None = None
     # Checks each resource in the response must pass (compartment, tenant, scope constraints).
     resource_checks: list[tuple[str, ResourceCheck]] = field(default_factory=list)
+    # The same, from checks in monitor mode: a resource they would refuse is recorded, not kept
+    # back.
+    monitor_checks: list[tuple[str, ResourceCheck]] = field(default_factory=list)
     patients: set[str] = field(default_factory=set)
     result_count: int | None = None
     status: int = 0

@@ -20,7 +20,8 @@ from gateway.classify import ClassifyError, Interaction, classify
 from gateway.context import Finding, RequestContext
 from gateway.controls import Mode
 from gateway.denial import Denial, bad_request
-from gateway.returned import Returned
+from gateway.ndjson import is_ndjson, ndjson_resources
+from gateway.returned import Returned, refusal
 from gateway.stages import Check, Stage
 
 ModeOf = Callable[[str | None], Mode]
@@ -58,6 +59,7 @@ class Pipeline:
             t0 = clock()
             try:
                 for control, check, mode in checks:
+                    before = len(ctx.resource_checks)
                     try:
                         await check(ctx)
                     except Denial as denial:
@@ -72,6 +74,11 @@ class Pipeline:
                         )
                         if enforced:
                             return denial
+                    finally:
+                        if mode is Mode.MONITOR and len(ctx.resource_checks) > before:
+                            # a monitored control's response checks record, never withhold
+                            ctx.monitor_checks.extend(ctx.resource_checks[before:])
+                            del ctx.resource_checks[before:]
             finally:
                 stage_ms[stage] = stage_ms.get(stage, 0.0) + (clock() - t0) * 1000
         return None
@@ -89,7 +96,8 @@ class Pipeline:
             return _enforce(ctx, bad_request("Bundle.entry must be a list"))
         rewritten = False
         identities = local_identities(entries)  # urn:uuid: full URLs of entries written by id
-        seen_checks = set(ctx.resource_checks)  # equal checks of several entries count once
+        # equal checks of several entries count once
+        seen_checks = set(ctx.resource_checks) | set(ctx.monitor_checks)
         for index, entry in enumerate(entries):
             request = entry.get("request") if isinstance(entry, dict) else None
             if not isinstance(request, dict):
@@ -129,6 +137,10 @@ class Pipeline:
                 if pair not in seen_checks:
                     seen_checks.add(pair)
                     ctx.resource_checks.append(pair)
+            for pair in child.monitor_checks:
+                if pair not in seen_checks:
+                    seen_checks.add(pair)
+                    ctx.monitor_checks.append(pair)
             if denial is not None:
                 return Denial(
                     denial.status,
@@ -180,14 +192,20 @@ def _enforce(ctx: RequestContext, denial: Denial) -> Denial:
 
 
 def check_resources(ctx: RequestContext, resources: list[Returned]) -> Denial | None:
-    """Apply the request's resource checks to the resources of a response (`iter_resources`)."""
-    if not ctx.resource_checks:
-        return None
+    """Apply the request's resource checks to the resources of a response (`iter_resources`):
+    the first refusal of an enforced check; a refusal of a monitored one is recorded as a
+    finding (the first), and the resources go out."""
     for resource in resources:
-        for _control, check in ctx.resource_checks:
-            denial = check(resource)
+        denial = refusal(ctx.resource_checks, resource)
+        if denial is not None:
+            return denial
+    if ctx.monitor_checks:
+        for resource in resources:
+            denial = refusal(ctx.monitor_checks, resource)
             if denial is not None:
-                return denial
+                found = Finding(denial.control, "monitor", denial.status, denial.reason)
+                ctx.findings.append(found)
+                break
     return None
 
 
@@ -197,6 +215,8 @@ def iter_resources(body: Any) -> list[Returned]:
     the checks and the audit (`Returned`)."""
     if not isinstance(body, dict) or "resourceType" not in body:
         return []
+    if body.get("resourceType") == "Binary":  # bulk-export output read as a resource
+        return binary_resources(body)
     if body.get("resourceType") != "Bundle":
         return [Returned(body)]
     found: list[Returned] = []
@@ -218,3 +238,18 @@ def _bundle_resources(bundle: dict[str, Any], found: list[Returned]) -> None:
                 found.append(Returned(resource))
         else:  # a resource (one without resourceType too: the checks refuse it)
             found.append(Returned(resource))
+
+
+def binary_resources(binary: dict[str, Any]) -> list[Returned]:
+    """A Binary whose content is NDJSON (an export file asked for as `application/fhir+json`)
+    stands for the resources it holds, so the checks see them; any other Binary for itself."""
+    content_type = binary.get("contentType")
+    data = binary.get("data")
+    if not (isinstance(content_type, str) and is_ndjson(content_type.encode("latin-1"))):
+        return [Returned(binary)]
+    if not isinstance(data, str):
+        return []
+    try:
+        return ndjson_resources(base64.b64decode(data, validate=True))
+    except ValueError:
+        return [Returned({})]  # cannot be read, so cannot be checked: every check refuses it

@@ -20,6 +20,7 @@ import orjson
 from starlette.requests import ClientDisconnect
 
 from gateway.context import Finding, RequestContext
+from gateway.ndjson import NdjsonChecker, is_ndjson
 from gateway.outcome import denial_response, operation_outcome
 from gateway.pipeline import check_resources, iter_resources
 from gateway.returned import Returned
@@ -115,7 +116,7 @@ class Forwarded:
     """HAPI's answer on its way to the client: a whole body (one ASGI message) or a stream.
     Call it like a Starlette response; `aclose` if it is not sent after all."""
 
-    __slots__ = ("body", "headers", "resources", "status_code", "upstream")
+    __slots__ = ("body", "headers", "lines", "resources", "status_code", "upstream")
 
     def __init__(
         self,
@@ -123,11 +124,13 @@ class Forwarded:
         headers: Headers,
         body: bytes | None = None,
         upstream: UpstreamResponse | None = None,
+        lines: NdjsonChecker | None = None,
     ) -> None:
         self.status_code = status
         self.headers = headers
         self.body = body
         self.upstream = upstream
+        self.lines = lines  # an NDJSON stream checked line by line on its way out
         # the resources of an inspected body whose patients are still to be counted
         self.resources: list[Returned] = []
 
@@ -145,9 +148,15 @@ class Forwarded:
             await send(
                 {"type": "http.response.start", "status": self.status_code, "headers": self.headers}
             )
+            lines = self.lines
             async for chunk in self.upstream.chunks():
+                if lines is not None:
+                    chunk = lines.feed(chunk)
+                    if not chunk:
+                        continue
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            await send({"type": "http.response.body", "body": b""})
+            tail = lines.end() if lines is not None else b""
+            await send({"type": "http.response.body", "body": tail})
         finally:
             await self.upstream.aclose()
 
@@ -272,10 +281,33 @@ class Upstream:
                 raw = decoded
                 headers = [(k, v) for k, v in headers if k != b"content-encoding"]
             return self._inspected(raw, status, headers, ctx)
+        ndjson = is_ndjson(upstream.header(b"content-type"))  # bulk-export output
+        if inspect and ctx is not None and status < 300 and ndjson:
+            return await self._checked_lines(upstream, status, headers, ctx)
         body = upstream.body_if_complete()
         if body is not None:
             return Forwarded(status, headers, body)
         return Forwarded(status, headers, upstream=upstream)
+
+    async def _checked_lines(
+        self, upstream: UpstreamResponse, status: int, headers: Headers, ctx: RequestContext
+    ) -> Response:
+        """An NDJSON answer, checked and counted line by line as it streams (`gateway/ndjson.py`);
+        re-chunked, since lines may be withheld (and un-compressed, to be read)."""
+        encoding = upstream.header(b"content-encoding")
+        try:
+            checker = NdjsonChecker(ctx, encoding)
+        except ValueError as exc:
+            await upstream.aclose()
+            return operation_outcome(502, f"the FHIR server's export file: {exc}")
+        headers = [(k, v) for k, v in headers if k != b"content-encoding"]
+        body = upstream.body_if_complete()
+        if body is not None:
+            try:
+                return Forwarded(status, headers, checker.feed(body) + checker.end())
+            except zlib.error:
+                return operation_outcome(502, "the FHIR server's export file cannot be read")
+        return Forwarded(status, headers, upstream=upstream, lines=checker)
 
     def _inspected(
         self, raw: bytes, status: int, headers: Headers, ctx: RequestContext

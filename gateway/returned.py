@@ -9,11 +9,13 @@ per response whatever the number of controls.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from gateway.compartment import compartment_patient_ids, referenced_patient_ids
+from gateway.denial import Denial
 
-__all__ = ["Returned"]
+__all__ = ["Returned", "refusal"]
 
 
 class Returned:
@@ -44,3 +46,14 @@ class Returned:
 
     def __repr__(self) -> str:
         return f"Returned({self.resource_type}/{self.resource.get('id')})"
+
+
+def refusal(
+    checks: Iterable[tuple[str, Callable[[Returned], Denial | None]]], resource: Returned
+) -> Denial | None:
+    """The first of the response `checks` (control, check) that refuses `resource`, if any."""
+    for _control, check in checks:
+        denial = check(resource)
+        if denial is not None:
+            return denial
+    return None

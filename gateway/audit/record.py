@@ -16,22 +16,23 @@ from typing import Any, Final, Literal
 
 __all__ = ["DECISIONS", "AuditRecord", "Decision", "token_id"]
 
-Decision = Literal["allow", "deny", "monitor"]
-DECISIONS: Final[frozenset[str]] = frozenset({"allow", "deny", "monitor"})
+Decision = Literal["allow", "deny", "monitor", "filter"]
+DECISIONS: Final[frozenset[str]] = frozenset({"allow", "deny", "monitor", "filter"})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AuditRecord:
     """What happened to one request.
 
-    `decision` is `allow`, `deny`, or `monitor` (allowed, but `control` would have denied it in
-    enforcing mode). `patients` are the ids of the patients whose data the request touched
-    (read, returned, written): the raw material of the blast radius. `stage_ms` holds per-stage
-    timings keyed by stage name. `alerts` are the ids of the anomaly alerts this request raised.
-    `remote_addr` is the client's network address, when known (BALP wants it on the client
-    agent). `simulated_time` is the instant the anomaly detectors judged the request at, when
-    the lab's simulated clock stamped it (`gateway/clock.py`; `ts` stays the real time). The
-    dict in `stage_ms` must not be mutated once the record is appended.
+    `decision` is `allow`, `deny`, `monitor` (allowed, but `control` would have denied it in
+    enforcing mode) or `filter` (allowed, with resources `control` withheld from a streamed
+    answer: lines of a bulk-export file). `patients` are the ids of the patients whose data the
+    request touched (read, returned, written): the raw material of the blast radius. `stage_ms`
+    holds per-stage timings keyed by stage name. `alerts` are the ids of the anomaly alerts this
+    request raised. `remote_addr` is the client's network address, when known (BALP wants it on
+    the client agent). `simulated_time` is the instant the anomaly detectors judged the request
+    at, when the lab's simulated clock stamped it (`gateway/clock.py`; `ts` stays the real
+    time). The dict in `stage_ms` must not be mutated once the record is appended.
     """
 
     ts: float
@@ -61,7 +62,9 @@ class AuditRecord:
 
     def __post_init__(self) -> None:
         if self.decision not in DECISIONS:
-            raise ValueError(f"decision must be allow, deny or monitor; got {self.decision!r}")
+            raise ValueError(
+                f"decision must be allow, deny, monitor or filter; got {self.decision!r}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """The record as JSON-ready data, keys in field order (tuples become lists)."""

@@ -6,6 +6,11 @@ covers it (otherwise a client holding `patient/Patient.rs` could pull every reco
 For an operational AI client, a request granted only by a wildcard scope (`patient/*.read`) is a
 C05 violation too: such clients must hold resource-specific scopes. A constrained scope
 (`patient/Observation.rs?category=...|laboratory`) adds a check on each returned resource.
+
+Bulk export: a kick-off must be covered for every type it asks for (`_type`; without one it
+exports every type, which only a wildcard read covers), and each resource of an output file must
+be of a type the token may read (`ReadableType`, checked line by line as the file streams,
+`gateway/ndjson.py`): the job was made by the server, whatever the token it is handed to.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from gateway.context import RequestContext
 from gateway.denial import Denial, forbidden
 from gateway.policy import ClientPolicy
 from gateway.returned import Returned
-from gateway.scopes import interaction_permission
+from gateway.scopes import ScopeSet, interaction_permission
 from gateway.stages import Check, Stage
 
 _FREE = frozenset({Interaction.CAPABILITIES, Interaction.SMART_CONFIGURATION, Interaction.BATCH})
@@ -71,6 +76,13 @@ class ScopesStage(Stage):
         return [("C05", self.covered)]
 
     async def covered(self, ctx: RequestContext) -> None:
+        fhir = ctx.fhir
+        if ctx.token is not None and fhir is not None and fhir.resource_type == "Binary":
+            if fhir.interaction in (Interaction.READ, Interaction.VREAD):  # export output
+                ctx.resource_checks.append(("C05", ReadableType(ctx.token.scopes)))
+            return
+        if ctx.token is not None and fhir is not None and fhir.operation == "$export":
+            self.export_types(ctx)
         need = needed(ctx)
         if need is None or ctx.token is None:
             return
@@ -91,6 +103,47 @@ class ScopesStage(Stage):
 
             scope = decision.matched.raw if decision.matched else ""
             ctx.resource_checks.append(("C05", WithinScope(resource_type, options, scope)))
+
+    def export_types(self, ctx: RequestContext) -> None:
+        """Every type a bulk export asks for must be readable with the token's scopes."""
+        assert ctx.token is not None
+        scopes = ctx.token.scopes
+        for resource_type in export_types(ctx.params):
+            decision = scopes.permits(scopes.contexts, resource_type, "r")
+            if not decision.allowed:
+                asked = "every type (no _type)" if resource_type == "*" else resource_type
+                raise forbidden(f"the export asks for {asked}: {decision.reason}", "C05")
+
+
+def export_types(params: Any) -> list[str]:
+    """The resource types a bulk export kick-off asks for (`_type`), `["*"]` for all."""
+    types = [t.strip() for name, value in params if name == "_type" for t in value.split(",")]
+    return [t for t in types if t] or ["*"]
+
+
+@dataclass(frozen=True, slots=True)
+class ReadableType:
+    """Each resource of an export file must be of a type the token may read (and meet a
+    constrained scope's constraints). A Binary that is not an export file is not its concern."""
+
+    scopes: ScopeSet
+
+    def __call__(self, returned: Returned) -> Denial | None:
+        rtype = returned.resource_type
+        if rtype == "Binary":
+            return None
+        scopes = self.scopes
+        decision = scopes.permits(scopes.contexts, rtype or "?", "r")
+        if decision.allowed and not decision.conditional:
+            return None
+        options = decision.result_filter_any or (decision.needs_result_filter,)
+        if decision.allowed and any(satisfies(returned.resource, o) for o in options):
+            return None
+        return forbidden(
+            f"{rtype}/{returned.resource.get('id')} is in an export file, but no granted scope "
+            "lets this token read it",
+            "C05",
+        )
 
 
 @dataclass(frozen=True, slots=True)

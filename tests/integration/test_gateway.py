@@ -254,6 +254,72 @@ async def test_c04_export_only_for_the_approved_backend(
         refused(await gw.get("/fhir/$export", headers=scheduler), 403, "C04")
 
 
+async def _export_files(gw: httpx.AsyncClient, headers: dict[str, str]) -> list[str]:
+    """Kick off an export of every Patient through the gateway and wait for its files."""
+    kickoff = {**headers, "Prefer": "respond-async", "Accept": "application/fhir+json"}
+    started = await gw.get("/fhir/Patient/$export", params={"_type": "Patient"}, headers=kickoff)
+    assert started.status_code == 202, started.text
+    poll = httpx.URL(started.headers["content-location"])
+    for _ in range(120):
+        status = await gw.get(poll.raw_path.decode(), headers=headers)
+        if status.status_code == 200:
+            return [httpx.URL(o["url"]).path for o in status.json()["output"]]
+        assert status.status_code == 202, status.text
+        await asyncio.sleep(0.5)
+    raise AssertionError("the export did not finish in 60 s")
+
+
+async def test_c10_bulk_export_output_holds_only_the_tenants_data(
+    seeded: LabConfig, base_config: GatewayConfig, tmp_path: Path
+) -> None:
+    """An export of all patients holds every tenant's data (the server made it): the output
+    files reach a tenant's approved backend, every control on, with only that tenant's
+    resources, the rest withheld and recorded; the audit record names the patients whose data
+    went out. An export of a type the token may not read is refused at kick-off (C05)."""
+    analytics = bearer(token_for(seeded, "population-analytics", "system/Patient.rs", user=None))
+    ndjson_accept = {**analytics, "Accept": "application/fhir+ndjson"}
+    async with gateway(seeded, base_config, tmp_path / "on") as gw:
+        files = await _export_files(gw, analytics)
+        lines = []
+        for path in files:
+            got = await gw.get(path, headers=ndjson_accept)
+            assert got.status_code == 200, got.text
+            assert got.headers["content-type"].startswith("application/fhir+ndjson")
+            lines += [json.loads(line) for line in got.text.splitlines() if line.strip()]
+        # the same file asked for as a Binary resource: refused whole, it cannot be filtered
+        refused(await gw.get(files[0], headers=analytics), 403, "C10")
+        kickoff = {**analytics, "Prefer": "respond-async"}
+        for asked in ({"_type": "Patient,Observation"}, {}):
+            refused(
+                await gw.get("/fhir/Patient/$export", params=asked, headers=kickoff), 403, "C05"
+            )
+    assert lines and all(
+        [t["code"] for t in r["meta"]["tag"] if t["system"].endswith("/tenant")] == ["tenant-a"]
+        for r in lines
+    )
+    downloads = [
+        json.loads(line)
+        for line in (tmp_path / "on" / "audit.jsonl").read_text().splitlines()
+        if "/Binary/" in line
+    ]
+    filtered = [d for d in downloads if d["decision"] == "filter"]
+    assert filtered and all(d["control"] == "C10" for d in filtered)
+    assert "withheld" in filtered[0]["reason"] and "tenant-b" in filtered[0]["reason"]
+    exported = {r["id"] for r in lines}
+    assert set().union(*(d["patients"] for d in downloads if d["status"] == 200)) == exported
+    # with C10 off the same export hands out the other tenant's patients too
+    async with gateway(seeded, policy(base_config, C10="off")) as gw:
+        files = await _export_files(gw, analytics)
+        everyone = [
+            json.loads(line)
+            for path in files
+            for line in (await gw.get(path, headers=ndjson_accept)).text.splitlines()
+            if line.strip()
+        ]
+    assert any(r["id"].startswith("pat-b-") for r in everyone)
+    assert len(everyone) > len(lines)
+
+
 async def test_c12_dangerous_operations_and_count_cap(
     seeded: LabConfig, base_config: GatewayConfig
 ) -> None:

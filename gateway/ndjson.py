@@ -1,0 +1,125 @@
+"""Bulk-export output (NDJSON, one resource per line) checked line by line as it streams.
+
+A bulk `$export` job is made by the server, for whatever the kick-off asked: a system-level
+export holds every tenant's data. The gateway cannot bind the job itself to the token's tenant
+(a client's `_typeFilter`s are OR-ed with any the gateway would add), so it checks what the job
+hands out: each line of an output file is a resource, read once, put to the request's response
+checks (C10's `SameTenant` above all) and counted for the audit record. A line an enforced check
+refuses is withheld from the stream (a line that is not a JSON object cannot be checked and is
+withheld too); the client gets the rest, and the audit record says how many were withheld and
+why (decision `filter`). A monitored check's refusal is recorded and the line goes out.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable
+
+import orjson
+
+from gateway.context import Finding, RequestContext
+from gateway.returned import Returned, refusal
+
+NDJSON_TYPES = frozenset(
+    {b"application/fhir+ndjson", b"application/ndjson", b"application/x-ndjson"}
+)
+
+
+def is_ndjson(content_type: bytes | None) -> bool:
+    if content_type is None:
+        return False
+    return content_type.split(b";", 1)[0].strip().lower() in NDJSON_TYPES
+
+
+def ndjson_resources(data: bytes) -> list[Returned]:
+    """The resources of an NDJSON document (a line that is not a JSON object: an empty one,
+    which every response check refuses)."""
+    return [_resource(line) for line in data.split(b"\n") if line.strip()]
+
+
+def _resource(line: bytes) -> Returned:
+    try:
+        value = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        value = None
+    return Returned(value if isinstance(value, dict) else {})
+
+
+class NdjsonChecker:
+    """Feed it the body's chunks as they come (`feed`, then `end`); it returns the bytes that
+    may go out, and keeps the request's audit facts (patients, result count, findings)."""
+
+    __slots__ = ("_inflate", "_rest", "ctx", "first_refusal", "kept", "withheld")
+
+    def __init__(self, ctx: RequestContext, encoding: bytes | None = None) -> None:
+        self.ctx = ctx
+        self._rest = b""
+        self._inflate = _inflater(encoding)
+        self.kept = 0
+        self.withheld = 0
+        self.first_refusal: Finding | None = None
+
+    def feed(self, chunk: bytes) -> bytes:
+        if self._inflate is not None:
+            chunk = self._inflate.decompress(chunk)
+        data = self._rest + chunk if self._rest else chunk
+        lines = data.split(b"\n")
+        self._rest = lines.pop()
+        return self._pass(lines)
+
+    def end(self) -> bytes:
+        """What is left once the body has ended; the findings go on the request."""
+        if self._inflate is not None:
+            self._rest += self._inflate.flush()
+        tail = self._pass([self._rest]) if self._rest.strip() else self._rest
+        self._rest = b""
+        ctx = self.ctx
+        ctx.result_count = self.kept
+        if self.first_refusal is not None:
+            refused = self.first_refusal
+            ctx.findings.append(
+                Finding(
+                    refused.control,
+                    "filter",
+                    refused.status,
+                    f"withheld {self.withheld} of {self.kept + self.withheld} resources of this "
+                    f"export file; the first: {refused.reason}",
+                )
+            )
+        return tail
+
+    def _pass(self, lines: Iterable[bytes]) -> bytes:
+        ctx = self.ctx
+        out: list[bytes] = []
+        for line in lines:
+            if not line.strip():
+                out.append(line)
+                continue
+            returned = _resource(line)
+            denial = refusal(ctx.resource_checks, returned)
+            if denial is not None:
+                self.withheld += 1
+                if self.first_refusal is None:
+                    self.first_refusal = Finding(denial.control, "filter", 403, denial.reason)
+                continue
+            if ctx.monitor_checks and not any(f.action == "monitor" for f in ctx.findings):
+                watched = refusal(ctx.monitor_checks, returned)
+                if watched is not None:
+                    ctx.findings.append(
+                        Finding(watched.control, "monitor", watched.status, watched.reason)
+                    )
+            self.kept += 1
+            ctx.patients.update(returned.compartment_patients)
+            out.append(line)
+        return b"".join(line + b"\n" for line in out)
+
+
+def _inflater(encoding: bytes | None) -> zlib._Decompress | None:
+    kind = (encoding or b"identity").strip().lower()
+    if kind in (b"gzip", b"x-gzip"):
+        return zlib.decompressobj(wbits=zlib.MAX_WBITS | 16)
+    if kind == b"deflate":
+        return zlib.decompressobj()
+    if kind == b"identity":
+        return None
+    raise ValueError(f"cannot read a {kind.decode('latin-1')} body")
