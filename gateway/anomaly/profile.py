@@ -77,6 +77,10 @@ class OutOfProfileDetector:
         resource_type = record.resource_type
         if not resource_type:
             return []
+        if resource_type == "Binary" and record.interaction in ("read", "vread"):
+            # a bulk-export file: what it holds was judged at kick-off (`_type`) and line by line
+            # (C05, C10), not a type the client reads for itself
+            return []
         allowed = self._profiles.get(record.client_id or "")
         if allowed is None:
             if self.config.unknown_clients == "ignore":

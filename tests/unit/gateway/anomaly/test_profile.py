@@ -69,3 +69,12 @@ def test_profiles_from_registered_scopes() -> None:
         "scheduler": frozenset({"Appointment", "Slot"}),
         "broad": frozenset({"*"}),
     }
+
+
+def test_reading_a_bulk_export_file_is_not_out_of_profile() -> None:
+    d = detector()
+    assert not d.observe(rec(0, resource_type="Binary", interaction="read"))
+    # what the file holds was judged at kick-off and line by line; any other use of Binary is not
+    assert [a.evidence["resource_type"] for a in d.observe(search(1, "Binary", "_id=x"))] == [
+        "Binary"
+    ]
