@@ -68,6 +68,11 @@ def rows_of(config: dict[str, Any], scenario: str) -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
+def failures_text(directory: Path) -> str:
+    """What Locust recorded of the failures (a failed token acquisition says why here)."""
+    return "\n".join(p.read_text() for p in sorted(directory.rglob("locust_failures.csv")))
+
+
 def tokens(config: dict[str, Any]) -> int:
     return sum(r["requests"] for r in config["by_request"] if r["method"] == "TOKEN")
 
@@ -84,9 +89,10 @@ def test_a_short_matrix_measures_off_and_all(seeded: LabConfig, tmp_path: Path) 
         directory = run_dir / config["directory"]
         for name in ("locust_stats.csv", "locust_stats_history.csv", "locust_failures.csv"):
             assert (directory / "round-1" / name).is_file(), name
-        assert config["requests"] > 0 and config["rps"] > 0 and config["failures"] == 0
+        why = failures_text(directory)
+        assert config["requests"] > 0 and config["rps"] > 0 and config["failures"] == 0, why
         assert 0 < config["p50_ms"] <= config["p95_ms"] <= config["p99_ms"]
-        assert tokens(config) >= 2
+        assert tokens(config) >= 2, why
         assert locust_rounds_total(directory) == config["requests"] + renewals(config, 2)
         assert rows_of(config, MISCONFIGURED) and rows_of(config, WELL_BEHAVED)
     # off: every run-time control off, nothing refused, no audit log (C06 is off too)
@@ -146,7 +152,8 @@ def test_workers_send_their_samples_to_the_master(seeded: LabConfig, tmp_path: P
     assert result["workers"] == 1
     assert (result["run_dir"] / "load" / "locust-worker-1.log").is_file()
     for config in result["configs"]:
-        assert config["requests"] > 0 and config["failures"] == 0 and tokens(config) == 2
+        why = failures_text(result["run_dir"] / config["directory"])
+        assert config["requests"] > 0 and config["failures"] == 0 and tokens(config) == 2, why
         # the worker's samples of each slice reached the master before the next slice
         assert [r["round"] for r in config["by_round"]] == [1, 2]
         assert all(r["requests"] > 0 for r in config["by_round"])
