@@ -3,7 +3,9 @@ scripted server: what HAPI receives and what the client gets back."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
+from typing import Any
 from urllib.parse import urlencode
 
 import httpx
@@ -12,8 +14,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.app import create_app
-from gateway.proxy import _urlencode
+from gateway.context import RequestContext
+from gateway.proxy import RequestHead, Upstream, _urlencode
 from gateway.settings import GatewaySettings
+from gateway.stages.tenant import TENANT_TAG_SYSTEM, SameTenant
 from tests.unit.gateway.test_upstream_client import Server, always, chunked, ok, serve
 
 
@@ -83,3 +87,46 @@ async def test_other_methods_on_the_fhir_base_are_405() -> None:
 @given(st.lists(st.tuples(st.text(), st.text()), max_size=6))
 def test_the_cached_query_encoding_is_urlencode(params: list[tuple[str, str]]) -> None:
     assert _urlencode(params) == urlencode(params)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("lines", [3, 4000])  # whole in one piece / streamed in many
+async def test_an_export_file_is_checked_line_by_line_on_its_way_out(lines: int) -> None:
+    def patient(i: int) -> bytes:
+        tenant = "a" if i % 2 == 0 else "b"
+        tag = {"system": TENANT_TAG_SYSTEM, "code": tenant}
+        resource = {"resourceType": "Patient", "id": f"p{i}", "meta": {"tag": [tag]}}
+        return json.dumps(resource).encode() + b"\n"
+
+    data = b"".join(patient(i) for i in range(lines))
+    parts = [data[i : i + 1000] for i in range(0, len(data), 1000)]  # cut through lines
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/fhir/Binary/x",
+        "raw_path": b"/fhir/Binary/x",
+        "query_string": b"",
+        "headers": [(b"host", b"gw")],
+    }
+    ctx = RequestContext(request_id="r", method="GET", raw_path="/fhir/Binary/x", raw_query="")
+    ctx.resource_checks.append(("C10", SameTenant("a")))
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    async with serve(always(chunked(*parts))) as server:
+        upstream = Upstream(GatewaySettings(upstream=f"http://127.0.0.1:{server.port}/fhir"))
+        response = await upstream.forward(scope, receive, RequestHead.of(scope), ctx, inspect=True)
+        await response(scope, receive, send)
+        await upstream.aclose()
+    messages = [m.get("body", b"") for m in sent if m["type"] == "http.response.body"]
+    assert (len(messages) > 2) == (lines > 3)  # the long file went out as a stream
+    assert b"".join(messages) == b"".join(patient(i) for i in range(0, lines, 2))
+    assert len(ctx.patients) == ctx.result_count == (lines + 1) // 2
+    (finding,) = ctx.findings
+    assert (finding.control, finding.action) == ("C10", "filter")
+    assert finding.reason.startswith(f"withheld {lines // 2} of {lines} resources")
