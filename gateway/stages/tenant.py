@@ -16,7 +16,9 @@ tenant tag lives) nor replace the whole resource, and must be JSON (JSON Patch o
 for the gateway to check that. Conditional updates, patches and deletes are narrowed to the
 token's tenant with `_tag`, like searches: they can only match its own resources; so are a
 conditional create's `If-None-Exist` criteria (a batch entry's `ifNoneExist` too), so whether
-another tenant holds a matching resource cannot be probed.
+another tenant holds a matching resource cannot be probed. A bulk export kick-off that names its
+types gets a `_typeFilter` with the tenant's `_tag` for each; whatever an export job holds, its
+files are filtered line by line on the way out (`gateway/ndjson.py`).
 """
 
 from __future__ import annotations
@@ -25,13 +27,14 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.classify import ClassifyError, FhirRequest, Interaction, classify
+from gateway.classify import ClassifyError, FhirRequest, Interaction, Params, classify
 from gateway.context import RequestContext
 from gateway.current import CurrentResources, stored_version
 from gateway.denial import Denial, forbidden
 from gateway.returned import Returned
 from gateway.stages import Check, Stage
 from gateway.stages.compartment import patched_elements
+from gateway.stages.scopes import export_types
 
 TENANT_TAG_SYSTEM = "https://fhirlab.dev/tenant"
 # Resource types that are about the server, not tenant data.
@@ -167,6 +170,20 @@ def check_stored(fhir: FhirRequest, stored: dict[str, Any] | None, tenant: str) 
     )
 
 
+def export_narrowed(params: Params, tag: str) -> Params | None:
+    """A bulk export kick-off bound to the tenant: a `_typeFilter` with the tenant's `_tag` for
+    every type in `_type`, so the job holds only the tenant's data. None when the export names
+    no types (every type: it cannot be listed) or carries the client's own `_typeFilter`s (one
+    per type would be OR-ed with them); the output files are then filtered line by line at
+    download (`gateway/ndjson.py`)."""
+    if any(name == "_typeFilter" for name, _ in params):
+        return None
+    types = [t for t in export_types(params) if t != "*"]
+    if not types:
+        return None
+    return (*params, ("_typeFilter", ",".join(f"{t}?_tag={tag}" for t in types)))
+
+
 class TenantStage(Stage):
     """C10. With `current` (stored resources, read from HAPI), updates, patches and deletes by
     id are checked against the version they change; without it, on their body only."""
@@ -198,6 +215,10 @@ class TenantStage(Stage):
             ctx.narrow_if_none_exist(*tag)  # a conditional create matches only its own
         if fhir.interaction is Interaction.PATCH:
             check_patch(ctx.body, fhir.resource_type or "", tenant)
+        if fhir.operation == "$export":
+            narrowed = export_narrowed(ctx.params, tag[1])
+            if narrowed is not None:
+                ctx.upstream_params = narrowed
         if fhir.is_search and fhir.resource_type not in (None, "*"):
             ctx.upstream_params = (*ctx.params, tag)
         elif fhir.interaction in _CHANGES and fhir.resource_type is not None:

@@ -254,10 +254,11 @@ async def test_c04_export_only_for_the_approved_backend(
         refused(await gw.get("/fhir/$export", headers=scheduler), 403, "C04")
 
 
-async def _export_files(gw: httpx.AsyncClient, headers: dict[str, str]) -> list[str]:
+async def _export_files(gw: httpx.AsyncClient, headers: dict[str, str], **params: str) -> list[str]:
     """Kick off an export of every Patient through the gateway and wait for its files."""
     kickoff = {**headers, "Prefer": "respond-async", "Accept": "application/fhir+json"}
-    started = await gw.get("/fhir/Patient/$export", params={"_type": "Patient"}, headers=kickoff)
+    query = {"_type": "Patient", **params}
+    started = await gw.get("/fhir/Patient/$export", params=query, headers=kickoff)
     assert started.status_code == 202, started.text
     poll = httpx.URL(started.headers["content-location"])
     for _ in range(120):
@@ -269,23 +270,36 @@ async def _export_files(gw: httpx.AsyncClient, headers: dict[str, str]) -> list[
     raise AssertionError("the export did not finish in 60 s")
 
 
+async def _download(gw: httpx.AsyncClient, files: list[str], headers: dict[str, str]) -> list[Any]:
+    lines = []
+    for path in files:
+        got = await gw.get(path, headers={**headers, "Accept": "application/fhir+ndjson"})
+        assert got.status_code == 200, got.text
+        assert got.headers["content-type"].startswith("application/fhir+ndjson")
+        lines += [json.loads(line) for line in got.text.splitlines() if line.strip()]
+    return lines
+
+
+def _tenants(resources: list[dict[str, Any]]) -> set[str]:
+    return {
+        t["code"] for r in resources for t in r["meta"]["tag"] if t["system"].endswith("/tenant")
+    }
+
+
 async def test_c10_bulk_export_output_holds_only_the_tenants_data(
     seeded: LabConfig, base_config: GatewayConfig, tmp_path: Path
 ) -> None:
-    """An export of all patients holds every tenant's data (the server made it): the output
-    files reach a tenant's approved backend, every control on, with only that tenant's
-    resources, the rest withheld and recorded; the audit record names the patients whose data
+    """An export of every patient would hold every tenant's data. A tenant's approved backend,
+    every control on, gets only its tenant's: the kick-off is bound to the tenant (`_typeFilter`),
+    and a job the gateway could not bind (the client's own `_typeFilter`) has its files filtered
+    line by line, the rest withheld and recorded; the audit record names the patients whose data
     went out. An export of a type the token may not read is refused at kick-off (C05)."""
     analytics = bearer(token_for(seeded, "population-analytics", "system/Patient.rs", user=None))
-    ndjson_accept = {**analytics, "Accept": "application/fhir+ndjson"}
+    every_patient = {"_typeFilter": "Patient?_lastUpdated=gt2000-01-01"}  # the client's own
     async with gateway(seeded, base_config, tmp_path / "on") as gw:
-        files = await _export_files(gw, analytics)
-        lines = []
-        for path in files:
-            got = await gw.get(path, headers=ndjson_accept)
-            assert got.status_code == 200, got.text
-            assert got.headers["content-type"].startswith("application/fhir+ndjson")
-            lines += [json.loads(line) for line in got.text.splitlines() if line.strip()]
+        bound = await _download(gw, await _export_files(gw, analytics), analytics)
+        files = await _export_files(gw, analytics, **every_patient)
+        filtered_lines = await _download(gw, files, analytics)
         # the same file asked for as a Binary resource: refused whole, it cannot be filtered
         refused(await gw.get(files[0], headers=analytics), 403, "C10")
         kickoff = {**analytics, "Prefer": "respond-async"}
@@ -293,31 +307,24 @@ async def test_c10_bulk_export_output_holds_only_the_tenants_data(
             refused(
                 await gw.get("/fhir/Patient/$export", params=asked, headers=kickoff), 403, "C05"
             )
-    assert lines and all(
-        [t["code"] for t in r["meta"]["tag"] if t["system"].endswith("/tenant")] == ["tenant-a"]
-        for r in lines
-    )
-    downloads = [
-        json.loads(line)
-        for line in (tmp_path / "on" / "audit.jsonl").read_text().splitlines()
-        if "/Binary/" in line
+    assert bound and _tenants(bound) == {"tenant-a"}
+    assert {r["id"] for r in filtered_lines} == {r["id"] for r in bound}
+    entries = [
+        json.loads(line) for line in (tmp_path / "on" / "audit.jsonl").read_text().splitlines()
     ]
+    downloads = [e for e in entries if e["kind"] == "request" and "/Binary/" in e["path"]]
+    decisions = [d["decision"] for d in downloads if d["status"] == 200]
+    assert "allow" in decisions and "filter" in decisions  # the bound job / the other
     filtered = [d for d in downloads if d["decision"] == "filter"]
-    assert filtered and all(d["control"] == "C10" for d in filtered)
+    assert all(d["control"] == "C10" for d in filtered)
     assert "withheld" in filtered[0]["reason"] and "tenant-b" in filtered[0]["reason"]
-    exported = {r["id"] for r in lines}
+    exported = {r["id"] for r in bound}
     assert set().union(*(d["patients"] for d in downloads if d["status"] == 200)) == exported
-    # with C10 off the same export hands out the other tenant's patients too
+    # with C10 off the same exports hand out the other tenant's patients too
     async with gateway(seeded, policy(base_config, C10="off")) as gw:
-        files = await _export_files(gw, analytics)
-        everyone = [
-            json.loads(line)
-            for path in files
-            for line in (await gw.get(path, headers=ndjson_accept)).text.splitlines()
-            if line.strip()
-        ]
-    assert any(r["id"].startswith("pat-b-") for r in everyone)
-    assert len(everyone) > len(lines)
+        everyone = await _download(gw, await _export_files(gw, analytics), analytics)
+    assert _tenants(everyone) == {"tenant-a", "tenant-b"}
+    assert len(everyone) > len(bound)
 
 
 async def test_c12_dangerous_operations_and_count_cap(

@@ -21,6 +21,7 @@ from gateway.scopes import parse_scopes
 from gateway.stages.compartment import CompartmentStage
 from gateway.stages.tenant import (
     TENANT_TAG_SYSTEM,
+    SameTenant,
     TenantStage,
     stamp,
     stamp_entries,
@@ -431,3 +432,27 @@ def test_a_json_patch_entry_in_a_binary_is_checked_like_a_patch(stages: str) -> 
     assert denial is not None and "where the tenant tag lives" in denial.reason
     unreadable = run({"resourceType": "Binary", "contentType": "text/plain", "data": "%%"})
     assert unreadable is not None and unreadable.status in (400, 403)
+
+
+# -- bulk export kick-offs: bound to the tenant when they name their types --------------------
+
+
+def test_an_export_naming_its_types_gets_a_type_filter_per_type() -> None:
+    ctx = bind(request("GET", "Patient/$export", "_type=Patient,Observation&_since=2020"))
+    tag = f"{TENANT_TAG_SYSTEM}|a"
+    assert ctx.upstream_params == (
+        ("_type", "Patient,Observation"),
+        ("_since", "2020"),
+        ("_typeFilter", f"Patient?_tag={tag},Observation?_tag={tag}"),
+    )
+
+
+@pytest.mark.parametrize(
+    "query", ["", "_type=Patient&_typeFilter=Patient%3Factive%3Dtrue", "_outputFormat=ndjson"]
+)
+def test_an_export_without_types_or_with_its_own_filters_is_left_to_the_download(
+    query: str,
+) -> None:
+    ctx = bind(request("GET", "$export", query))
+    assert ctx.upstream_params is None
+    assert ("C10", SameTenant("a")) in ctx.resource_checks  # its files are checked line by line
