@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote_plus
 
-from gateway.classify import FhirRequest, Interaction, Params
+from gateway.classify import FhirRequest, Params
 from gateway.denial import Denial
 from gateway.returned import Returned
 from gateway.tokens import VerifiedToken
@@ -76,12 +76,9 @@ class RequestContext:
         self.parsed = (self.body, value)
 
     def narrow_if_none_exist(self, name: str, value: str) -> None:
-        """Add `name=value` to a conditional create's match criteria (if it has any)."""
-        if (
-            self.if_none_exist
-            and self.fhir is not None
-            and self.fhir.interaction is Interaction.CREATE
-        ):
+        """Add `name=value` to a conditional create's match criteria (if it has any; the stages
+        call this for creates only)."""
+        if self.if_none_exist:
             self.if_none_exist += f"&{quote_plus(name)}={quote_plus(value)}"
 
     @property

@@ -1,13 +1,15 @@
 """Bulk-export output (NDJSON, one resource per line) checked line by line as it streams.
 
 A bulk `$export` job is made by the server, for whatever the kick-off asked: a system-level
-export holds every tenant's data. The gateway cannot bind the job itself to the token's tenant
-(a client's `_typeFilter`s are OR-ed with any the gateway would add), so it checks what the job
-hands out: each line of an output file is a resource, read once, put to the request's response
-checks (C10's `SameTenant` above all) and counted for the audit record. A line an enforced check
-refuses is withheld from the stream (a line that is not a JSON object cannot be checked and is
-withheld too); the client gets the rest, and the audit record says how many were withheld and
-why (decision `filter`). A monitored check's refusal is recorded and the line goes out.
+export holds every tenant's data. C10 binds a kick-off that names its types to the tenant
+(`export_narrowed` in `gateway/stages/tenant.py`), but not one without `_type` or with the
+client's own `_typeFilter`s (OR-ed with any the gateway would add), so every download is checked
+for what the job hands out: each line of an output file is a resource, read once, put to the
+request's response checks (C10's `SameTenant` above all) and counted for the audit record. A
+line an enforced check refuses is withheld from the stream (a line that is not a JSON object
+cannot be checked and is withheld too); the client gets the rest, and the audit record says how
+many were withheld and why (decision `filter`). A monitored check's refusal is recorded (the
+first, once per file, as `check_resources` does once per answer) and the line goes out.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ class NdjsonChecker:
     """Feed it the body's chunks as they come (`feed`, then `end`); it returns the bytes that
     may go out, and keeps the request's audit facts (patients, result count, findings)."""
 
-    __slots__ = ("_inflate", "_rest", "ctx", "first_refusal", "kept", "withheld")
+    __slots__ = ("_inflate", "_monitored", "_rest", "ctx", "first_refusal", "kept", "withheld")
 
     def __init__(self, ctx: RequestContext, encoding: bytes | None = None) -> None:
         self.ctx = ctx
@@ -58,6 +60,7 @@ class NdjsonChecker:
         self.kept = 0
         self.withheld = 0
         self.first_refusal: Finding | None = None
+        self._monitored = False  # a monitored check's refusal was recorded
 
     def feed(self, chunk: bytes) -> bytes:
         if self._inflate is not None:
@@ -102,9 +105,10 @@ class NdjsonChecker:
                 if self.first_refusal is None:
                     self.first_refusal = Finding(denial.control, "filter", 403, denial.reason)
                 continue
-            if ctx.monitor_checks and not any(f.action == "monitor" for f in ctx.findings):
+            if ctx.monitor_checks and not self._monitored:
                 watched = refusal(ctx.monitor_checks, returned)
                 if watched is not None:
+                    self._monitored = True
                     ctx.findings.append(
                         Finding(watched.control, "monitor", watched.status, watched.reason)
                     )

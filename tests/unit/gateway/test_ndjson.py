@@ -14,14 +14,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.audit_sink import to_record
-from gateway.classify import classify
 from gateway.context import RequestContext
 from gateway.controls import Mode
 from gateway.ndjson import NdjsonChecker, is_ndjson
 from gateway.pipeline import Pipeline, check_resources, iter_resources
-from gateway.scopes import parse_scopes
 from gateway.stages.tenant import TENANT_TAG_SYSTEM, SameTenant, TenantStage
-from gateway.tokens import VerifiedToken
+from tests.unit.gateway.test_stage_tenant import request
 
 
 def patient(pid: str, tenant: str | None) -> dict[str, Any]:
@@ -148,32 +146,9 @@ def test_other_binaries_stand_for_themselves() -> None:
 # -- a control in monitor mode: its response checks record, they never withhold ----------------
 
 
-def token() -> VerifiedToken:
-    return VerifiedToken(
-        token_id="t",
-        issuer="https://auth.example/realms/a",
-        tenant="a",
-        client_id="c",
-        subject="u",
-        scopes=parse_scopes("system/Patient.rs"),
-        patient=None,
-        encounter=None,
-        issued_at=0,
-        expires_at=2**31,
-        jti=None,
-    )
-
-
 @pytest.mark.parametrize("mode", [Mode.ENFORCE, Mode.MONITOR])
 def test_response_checks_follow_the_mode_of_their_control(mode: Mode) -> None:
-    ctx = RequestContext(
-        request_id="r",
-        method="GET",
-        raw_path="/fhir/Patient/b1",
-        raw_query="",
-        fhir=classify("GET", "/fhir/Patient/b1", "", "/fhir"),
-        token=token(),
-    )
+    ctx = request("GET", "Patient/b1")  # a tenant-a token
     pipeline = Pipeline([TenantStage()], lambda _c: mode, "/fhir")
     assert asyncio.run(pipeline.run(ctx)) is None
     denial = check_resources(ctx, iter_resources(patient("b1", "b")))
