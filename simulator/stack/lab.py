@@ -20,7 +20,12 @@ from simulator.stack.artifacts import Say, quiet
 from simulator.stack.config import LabConfig, port_variable
 from simulator.stack.errors import LabError
 from simulator.stack.process import ProcessManager, ServiceSpec, ServiceState, ServiceStatus
-from simulator.stack.services import HEALTH_CHECKS, SERVICES, SPEC_BUILDERS
+from simulator.stack.services import (
+    HEALTH_CHECKS,
+    SERVICES,
+    SPEC_BUILDERS,
+    check_hapi_datasource,
+)
 
 Tick = Callable[[str, str], None]  # (service, message)
 
@@ -110,6 +115,8 @@ def up(
         seconds = wait_external(cfg, names, tick)
         realms = _provision(cfg) if "keycloak" in names else ()
         return UpResult((), tuple(names), seconds, realms)
+    if "hapi" in names:
+        check_hapi_datasource(cfg)  # before any download, build or start
     pm = manager(cfg)
     if fresh:
         wipe_data(cfg, pm)

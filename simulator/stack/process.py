@@ -40,7 +40,8 @@ class ServiceSpec:
     url: str
     ports: tuple[tuple[str, int], ...]
     cwd: Path | None = None
-    env: Mapping[str, str] = field(default_factory=dict)
+    # Extra environment for this child only (may hold secrets: kept out of repr and logs).
+    env: Mapping[str, str] = field(default_factory=dict, repr=False)
     health_check: HealthCheck = status_ok
 
 

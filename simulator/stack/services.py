@@ -6,6 +6,7 @@ neither to start (it fetches Keycloak's keys lazily and forwards to HAPI per req
 
 from __future__ import annotations
 
+import re
 import sys
 
 import httpx
@@ -18,6 +19,7 @@ from simulator.stack.artifacts import (
     quiet,
 )
 from simulator.stack.config import LabConfig
+from simulator.stack.errors import LabError
 from simulator.stack.process import ServiceSpec, status_ok
 from simulator.stack.tools import find_jdk
 
@@ -82,23 +84,69 @@ def keycloak_spec(cfg: LabConfig, say: Say = quiet) -> ServiceSpec:
     )
 
 
+def _url_sets(url: str, key: str) -> bool:
+    """Does the JDBC URL carry `key=` as a parameter (`?key=`, `&key=` or H2's `;KEY=`)?"""
+    return re.search(rf"[?&;]{key}=", url, re.IGNORECASE) is not None
+
+
+def hapi_datasource_url(cfg: LabConfig) -> str:
+    """HAPI's JDBC URL: the configured one, or embedded H2 under the lab's data dir."""
+    return cfg.hapi_datasource_url or f"jdbc:h2:file:{cfg.data_dir / 'hapi' / 'h2db'}"
+
+
+def check_hapi_datasource(cfg: LabConfig) -> None:
+    """Refuse to start HAPI on PostgreSQL without a login (HAPI would fail only minutes later)."""
+    url = hapi_datasource_url(cfg)
+    if not url.startswith("jdbc:postgresql:"):
+        return
+    missing = [
+        var
+        for var, value, key in (
+            ("FHIRLAB_HAPI_DATASOURCE_USERNAME", cfg.hapi_datasource_username, "user"),
+            ("FHIRLAB_HAPI_DATASOURCE_PASSWORD", cfg.hapi_datasource_password, "password"),
+        )
+        if not value and not _url_sets(url, key)
+    ]
+    if missing:
+        raise LabError(
+            "FHIRLAB_HAPI_DATASOURCE_URL is a PostgreSQL database but "
+            f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set",
+            "set FHIRLAB_HAPI_DATASOURCE_USERNAME and FHIRLAB_HAPI_DATASOURCE_PASSWORD "
+            "to the database login HAPI should use",
+        )
+
+
 def hapi_database_args(cfg: LabConfig) -> list[str]:
-    """HAPI's datasource: embedded H2 under the lab's data dir, or the configured JDBC URL."""
-    datasource = cfg.hapi_datasource_url or f"jdbc:h2:file:{cfg.data_dir / 'hapi' / 'h2db'}"
-    args = [f"--spring.datasource.url={datasource}"]
-    if datasource.startswith("jdbc:postgresql:"):
+    """HAPI's non-secret datasource settings, as command-line arguments (visible in `ps`).
+
+    Credentials are never among them: see `hapi_database_env`. A URL that itself carries a
+    password goes there too."""
+    url = hapi_datasource_url(cfg)
+    args = [] if _url_sets(url, "password") else [f"--spring.datasource.url={url}"]
+    if url.startswith("jdbc:postgresql:"):
         args += [
             "--spring.datasource.driverClassName=org.postgresql.Driver",
             f"--spring.jpa.properties.hibernate.dialect={POSTGRES_DIALECT}",
         ]
-    if cfg.hapi_datasource_username:
-        args.append(f"--spring.datasource.username={cfg.hapi_datasource_username}")
-    if cfg.hapi_datasource_password:
-        args.append(f"--spring.datasource.password={cfg.hapi_datasource_password}")
     return args
 
 
+def hapi_database_env(cfg: LabConfig) -> dict[str, str]:
+    """HAPI's datasource credentials, for the HAPI process's environment only.
+
+    Spring Boot reads SPRING_DATASOURCE_* from its environment, over application.yaml. Another
+    local user can read a process's command line (`ps`) but not its environment."""
+    url = hapi_datasource_url(cfg)
+    env = {"SPRING_DATASOURCE_URL": url} if _url_sets(url, "password") else {}
+    if cfg.hapi_datasource_username:
+        env["SPRING_DATASOURCE_USERNAME"] = cfg.hapi_datasource_username
+    if cfg.hapi_datasource_password:
+        env["SPRING_DATASOURCE_PASSWORD"] = cfg.hapi_datasource_password
+    return env
+
+
 def hapi_spec(cfg: LabConfig, say: Say = quiet) -> ServiceSpec:
+    check_hapi_datasource(cfg)  # before finding Java or building the jar
     jdk = find_jdk("HAPI FHIR", HAPI_JAVA)
     jar = ensure_hapi_jar(cfg, say)
     return ServiceSpec(
@@ -116,6 +164,7 @@ def hapi_spec(cfg: LabConfig, say: Say = quiet) -> ServiceSpec:
             *hapi_database_args(cfg),
         ),
         cwd=cfg.data_dir,
+        env=hapi_database_env(cfg),
         health_url=f"{cfg.hapi_base_url}/metadata",
         url=cfg.hapi_base_url,
         ports=(("hapi", cfg.ports.hapi),),

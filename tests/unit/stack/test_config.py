@@ -6,7 +6,7 @@ import pytest
 
 from simulator.stack.config import load_config
 from simulator.stack.errors import LabError
-from simulator.stack.services import POSTGRES_DIALECT, hapi_database_args
+from simulator.stack.services import POSTGRES_DIALECT, hapi_database_args, hapi_database_env
 
 
 def test_defaults() -> None:
@@ -59,4 +59,8 @@ def test_hapi_on_postgresql_gets_driver_dialect_and_credentials() -> None:
     args = hapi_database_args(cfg)
     assert "--spring.datasource.driverClassName=org.postgresql.Driver" in args
     assert f"--spring.jpa.properties.hibernate.dialect={POSTGRES_DIALECT}" in args
-    assert "--spring.datasource.username=hapi" in args
+    assert "--spring.datasource.url=jdbc:postgresql://127.0.0.1:5432/hapi" in args
+    assert hapi_database_env(cfg) == {
+        "SPRING_DATASOURCE_USERNAME": "hapi",
+        "SPRING_DATASOURCE_PASSWORD": "demo-only",
+    }
