@@ -24,13 +24,15 @@ from starlette.types import ASGIApp
 
 from gateway.audit_sink import GatewayAudit
 from gateway.capabilities import ClientCapabilities
-from gateway.classify import ClassifyError, classify
+from gateway.classify import ClassifyError, FhirRequest, Interaction, classify
 from gateway.clock import ClockError, simulated_clock
+from gateway.compartment import patient_search_params
 from gateway.config import GatewayConfig
 from gateway.context import Finding, RequestContext
 from gateway.controls import Mode
 from gateway.current import CurrentResources, HapiCurrentResources
 from gateway.denial import Denial
+from gateway.formats import NotAcceptable, negotiate, without_format
 from gateway.outcome import denial_response, operation_outcome
 from gateway.pipeline import ModeOf, Pipeline
 from gateway.policy import Policy
@@ -47,7 +49,7 @@ from gateway.settings import GatewaySettings
 from gateway.smart_config import SmartConfiguration
 from gateway.stages import Stage
 from gateway.stages.client_policy import ClientPolicyStage
-from gateway.stages.compartment import CompartmentStage
+from gateway.stages.compartment import CompartmentStage, narrowing
 from gateway.stages.operations import OperationsStage
 from gateway.stages.rate_limit import RATE, RateLimitStage
 from gateway.stages.scopes import ScopesStage
@@ -98,6 +100,28 @@ def _bearer(authorization: str) -> str | None:
     return token.strip() or None if scheme.lower() == "bearer" else None
 
 
+def compartment_as_search(ctx: RequestContext) -> None:
+    """`Patient/P/Observation?...` as HAPI serves it: `Observation?patient=P&...` (the
+    parameter the C08 narrowing uses for the type). HAPI has no compartment search, and the
+    type's other compartment parameters (an Observation's `performer`) are not searched."""
+    fhir = ctx.fhir
+    assert fhir is not None and fhir.compartment is not None
+    kind, owner = fhir.compartment
+    target = fhir.resource_type
+    if kind != "Patient" or target in (None, "*") or not patient_search_params(target):
+        return  # left to HAPI, which refuses it
+    ctx.upstream_path = target
+    ctx.upstream_params = (narrowing(target, owner), *ctx.params)
+
+
+def _reads_binary(fhir: FhirRequest) -> bool:
+    """A read of a Binary: maybe a bulk-export output file, which may be asked for as NDJSON."""
+    return fhir.resource_type == "Binary" and fhir.interaction in (
+        Interaction.READ,
+        Interaction.VREAD,
+    )
+
+
 def _needs_body(method: str) -> bool:
     """Bodies a stage must read: batches, POST _search forms, and resource writes (C08 checks
     that a patient-context token writes only its patient's data). Bulk data is never buffered."""
@@ -135,8 +159,6 @@ def create_app(
     smart: SmartConfiguration | None = None
     clock = simulated_clock(config.policy.clock_header) if config else None  # LAB ONLY
     capabilities: ClientCapabilities | None = None
-    # the response must be read whole when a check or the audit record needs what it holds
-    inspect_all = audit is not None
     if config is not None:
         policy = config.policy
         verifier = TokenVerifier(
@@ -182,7 +204,7 @@ def create_app(
         return JSONResponse({"status": "DOWN", "upstream": upstream.base}, status_code=503)
 
     async def fhir(scope: Scope, receive: Receive, send: Send) -> None:
-        head = RequestHead.of(scope)
+        head = RequestHead.of(scope, checked=pipeline is not None)
         if pipeline is None:
             response = await upstream.forward(scope, receive, head)
             await response(scope, receive, send)
@@ -245,8 +267,16 @@ def create_app(
         denial = await pipeline.run(ctx)
         if denial is not None:
             return denial_response(denial)
-        inspect = inspect_all or bool(ctx.resource_checks)
-        return await upstream.forward(scope, receive, head, ctx, inspect=inspect)
+        try:
+            answer = negotiate(ctx.params, head.accept, export_file=_reads_binary(ctx.fhir))
+        except NotAcceptable as exc:
+            ctx.findings.append(Finding(None, "deny", 406, str(exc)))
+            return operation_outcome(406, str(exc))
+        if any(name == "_format" for name, _ in ctx.params):
+            ctx.upstream_params = without_format(ctx.params)  # HAPI is asked for JSON
+        if ctx.fhir.interaction is Interaction.SEARCH_COMPARTMENT:
+            compartment_as_search(ctx)
+        return await upstream.checked(scope, receive, head, ctx, answer)
 
     async def outside(request: Request) -> StarletteResponse:
         return operation_outcome(

@@ -97,6 +97,14 @@ class ClassifyError(ValueError):
         self.code = code
 
 
+# What a paging link carries: the search id and offset, and the search's own page shape
+# (`_elements` / `_summary`, already applied to the search it continues).
+PAGING_PARAMS: Final = frozenset(
+    {"_getpages", "_getpagesoffset", "_count", "_bundletype", "_format", "_pretty"}
+    | {"_elements", "_summary"}
+)
+
+
 @dataclass(frozen=True, slots=True)
 class FhirRequest:
     """One classified FHIR request.
@@ -138,6 +146,15 @@ class FhirRequest:
     @property
     def param_names(self) -> frozenset[str]:
         return frozenset(name for name, _ in self.params)
+
+    @property
+    def is_page(self) -> bool:
+        """One of HAPI's paging links, `[base]?_getpages=<search id>&_getpagesoffset=20&...`:
+        the next page of a search already made (and checked), by an unguessable id."""
+        if self.interaction is not Interaction.SEARCH_SYSTEM:
+            return False
+        names = self.param_names
+        return "_getpages" in names and names <= PAGING_PARAMS
 
     def param_values(self, name: str) -> tuple[str, ...]:
         return tuple(value for key, value in self.params if key == name)

@@ -44,6 +44,9 @@ class RequestContext:
     stage_ms: dict[str, float] = field(default_factory=dict)
     # Query parameters to send upstream instead of the client's (narrowing, _count cap).
     upstream_params: Params | None = None
+    # The path below the FHIR base to send upstream instead of the client's (`Observation`
+    # for a compartment search `Patient/P/Observation`, which HAPI does not serve as such).
+    upstream_path: str | None = None
     # Checks each resource in the response must pass (compartment, tenant, scope constraints).
     resource_checks: list[tuple[str, ResourceCheck]] = field(default_factory=list)
     # The same, from checks in monitor mode: a resource they would refuse is recorded, not kept

@@ -20,8 +20,6 @@ from gateway.classify import ClassifyError, Interaction, classify
 from gateway.context import Finding, RequestContext
 from gateway.controls import Mode
 from gateway.denial import Denial, bad_request
-from gateway.ndjson import is_ndjson, ndjson_resources
-from gateway.returned import Returned, refusal
 from gateway.stages import Check, Stage
 
 ModeOf = Callable[[str | None], Mode]
@@ -189,67 +187,3 @@ def _group(
 def _enforce(ctx: RequestContext, denial: Denial) -> Denial:
     ctx.findings.append(Finding(None, "deny", denial.status, denial.reason))
     return denial
-
-
-def check_resources(ctx: RequestContext, resources: list[Returned]) -> Denial | None:
-    """Apply the request's resource checks to the resources of a response (`iter_resources`):
-    the first refusal of an enforced check; a refusal of a monitored one is recorded as a
-    finding (the first), and the resources go out."""
-    for resource in resources:
-        denial = refusal(ctx.resource_checks, resource)
-        if denial is not None:
-            return denial
-    if ctx.monitor_checks:
-        for resource in resources:
-            denial = refusal(ctx.monitor_checks, resource)
-            if denial is not None:
-                found = Finding(denial.control, "monitor", denial.status, denial.reason)
-                ctx.findings.append(found)
-                break
-    return None
-
-
-def iter_resources(body: Any) -> list[Returned]:
-    """The FHIR resources in a response body (a resource, or a Bundle's entries, recursively);
-    JSON that is not a resource (a bulk-export manifest) has none. Each is read once for all
-    the checks and the audit (`Returned`)."""
-    if not isinstance(body, dict) or "resourceType" not in body:
-        return []
-    if body.get("resourceType") == "Binary":  # bulk-export output read as a resource
-        return binary_resources(body)
-    if body.get("resourceType") != "Bundle":
-        return [Returned(body)]
-    found: list[Returned] = []
-    _bundle_resources(body, found)
-    return found
-
-
-def _bundle_resources(bundle: dict[str, Any], found: list[Returned]) -> None:
-    for entry in bundle.get("entry") or []:
-        if not isinstance(entry, dict):
-            continue
-        resource = entry.get("resource")
-        if not isinstance(resource, dict):
-            continue
-        if resource.get("resourceType") == "Bundle":  # a nested Bundle: its entries
-            start = len(found)
-            _bundle_resources(resource, found)
-            if len(found) == start:
-                found.append(Returned(resource))
-        else:  # a resource (one without resourceType too: the checks refuse it)
-            found.append(Returned(resource))
-
-
-def binary_resources(binary: dict[str, Any]) -> list[Returned]:
-    """A Binary whose content is NDJSON (an export file asked for as `application/fhir+json`)
-    stands for the resources it holds, so the checks see them; any other Binary for itself."""
-    content_type = binary.get("contentType")
-    data = binary.get("data")
-    if not (isinstance(content_type, str) and is_ndjson(content_type.encode("latin-1"))):
-        return [Returned(binary)]
-    if not isinstance(data, str):
-        return []
-    try:
-        return ndjson_resources(base64.b64decode(data, validate=True))
-    except ValueError:
-        return [Returned({})]  # cannot be read, so cannot be checked: every check refuses it

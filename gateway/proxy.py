@@ -20,10 +20,13 @@ import orjson
 from starlette.requests import ClientDisconnect
 
 from gateway.context import Finding, RequestContext
+from gateway.denial import Denial
+from gateway.fhir_xml import NotServable, to_xml
+from gateway.formats import Answer, Kind
 from gateway.ndjson import NdjsonChecker, is_ndjson
 from gateway.outcome import denial_response, operation_outcome
-from gateway.pipeline import check_resources, iter_resources
 from gateway.returned import Returned
+from gateway.screen import screen
 from gateway.settings import GatewaySettings
 from gateway.upstream_client import Body, Headers, UpstreamClient, UpstreamError, UpstreamTimeout
 from gateway.upstream_httpx import HttpxUpstreamClient
@@ -51,8 +54,37 @@ _HOP_BY_HOP = frozenset(
 # Credentials stop at the gateway: HAPI trusts the gateway, not the client's token. The proxy
 # sends request bodies at once, so an `Expect: 100-continue` is answered by the gateway alone.
 _NOT_FORWARDED = _HOP_BY_HOP | {b"authorization", b"cookie", b"expect"}
+# The gateway tells HAPI where clients are; what a client says of it is not passed on.
+_FORWARDING = frozenset(
+    {
+        b"forwarded",
+        b"x-forwarded-host",
+        b"x-forwarded-proto",
+        b"x-forwarded-port",
+        b"x-forwarded-prefix",
+        b"x-forwarded-for",
+        b"x-forwarded-server",
+        b"x-real-ip",
+    }
+)
+_NOT_FORWARDED = _NOT_FORWARDED | _FORWARDING
+# What a checked request takes to HAPI of the client's headers (everything else stops at the
+# gateway: format and encoding are the gateway's to ask for, conditional reads are answered by
+# the gateway after the checks, server-specific switches are not the client's to set).
+FORWARDED_WHEN_CHECKED = frozenset(
+    {b"content-type", b"prefer", b"if-match", b"if-none-exist", b"x-request-id"}
+)
 # The server the gateway runs in writes the answer's own `Date` (a field that must not repeat).
 _NOT_RELAYED = _HOP_BY_HOP | {b"date"}
+# A checked answer is re-written: its type, encoding and length are the gateway's.
+_NOT_RELAYED_CHECKED = _NOT_RELAYED | {
+    b"content-type",
+    b"content-encoding",
+    b"x-powered-by",
+    b"vary",
+}
+_NOT_MODIFIED_KEEPS = frozenset({b"etag", b"last-modified", b"cache-control", b"x-request-id"})
+_JSON_MEDIA = b"application/fhir+json;charset=utf-8"
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _FORM = (b"content-type", b"application/x-www-form-urlencoded")
 
@@ -90,9 +122,13 @@ class RequestHead:
     content_type: str = ""
     request_id: str | None = None
     if_none_exist: str | None = None  # a conditional create's criteria (stages may narrow them)
+    accept: bytes | None = None
+    if_none_match: bytes | None = None  # a conditional read, answered after the checks
 
     @classmethod
-    def of(cls, scope: Scope) -> RequestHead:
+    def of(cls, scope: Scope, checked: bool = False) -> RequestHead:
+        """`checked`: the request goes through the pipeline, and HAPI gets only the headers
+        `FORWARDED_WHEN_CHECKED` names."""
         head = cls([])
         forward = head.forward
         for name, value in scope["headers"]:
@@ -108,8 +144,26 @@ class RequestHead:
                 head.request_id = value.decode("latin-1")
             elif name == b"if-none-exist":
                 head.if_none_exist = value.decode("latin-1")
-            forward.append((name, value))
+            elif name == b"accept":
+                head.accept = value if head.accept is None else head.accept + b"," + value
+            elif name == b"if-none-match":
+                head.if_none_match = value
+            if not checked or name in FORWARDED_WHEN_CHECKED:
+                forward.append((name, value))
         return head
+
+    def not_modified(self, etag: bytes | None) -> bool:
+        """Does the client's `If-None-Match` name this answer's version (`*` any)?"""
+        wanted = self.if_none_match
+        if wanted is None or etag is None:
+            return False
+        current = _weak(etag)
+        return any(t == b"*" or _weak(t) == current for t in wanted.split(b","))
+
+
+def _weak(tag: bytes) -> bytes:
+    tag = tag.strip()
+    return tag[2:] if tag[:2] in (b"W/", b"w/") else tag
 
 
 class Forwarded:
@@ -201,7 +255,9 @@ class Upstream:
     def target(self, scope: Scope, ctx: RequestContext | None = None) -> bytes:
         """Path (as the client encoded it) and query below the FHIR base."""
         raw = scope.get("raw_path")
-        if raw is not None and raw.startswith(self._base_path):
+        if ctx is not None and ctx.upstream_path is not None:
+            path = b"/" + quote(ctx.upstream_path).encode()
+        elif raw is not None and raw.startswith(self._base_path):
             path = raw[len(self._base_path) :]
         else:
             path = quote(scope["path"][len(self.settings.base_path) :]).encode()
@@ -240,15 +296,9 @@ class Upstream:
         return request_stream(receive) if scope["method"] in _BODY_METHODS else None
 
     async def forward(
-        self,
-        scope: Scope,
-        receive: Receive,
-        head: RequestHead,
-        ctx: RequestContext | None = None,
-        inspect: bool = False,
+        self, scope: Scope, receive: Receive, head: RequestHead, ctx: RequestContext | None = None
     ) -> Response:
-        """Send the request to HAPI. With `inspect`, a JSON response is read whole so the
-        request's resource checks can run and the patients it reaches can be counted."""
+        """Pass-through (no pipeline): send the request to HAPI and relay what it answers."""
         try:
             upstream = await self.client.request(
                 scope["method"],
@@ -261,33 +311,90 @@ class Upstream:
         except UpstreamError as exc:
             return operation_outcome(502, f"the FHIR server is unreachable ({exc.kind})")
         headers = [(k, v) for k, v in upstream.headers if k not in _NOT_RELAYED]
-        status = upstream.status
         if ctx is not None:
-            ctx.status = status
-        if inspect and ctx is not None and _is_json(upstream.header(b"content-type")):
-            try:
-                raw = await upstream.read()
-            except UpstreamTimeout:
-                return operation_outcome(504, "the FHIR server did not answer in time")
-            except UpstreamError as exc:
-                return operation_outcome(502, f"the FHIR server broke off ({exc.kind})")
-            encoding = upstream.header(b"content-encoding")
-            if encoding is not None:
-                decoded = _decode(raw, encoding)
-                if decoded is None:
-                    return operation_outcome(
-                        502, f"the FHIR server's {encoding.decode('latin-1')} body cannot be read"
-                    )
-                raw = decoded
-                headers = [(k, v) for k, v in headers if k != b"content-encoding"]
-            return self._inspected(raw, status, headers, ctx)
-        ndjson = is_ndjson(upstream.header(b"content-type"))  # bulk-export output
-        if inspect and ctx is not None and status < 300 and ndjson:
-            return await self._checked_lines(upstream, status, headers, ctx)
+            ctx.status = upstream.status
         body = upstream.body_if_complete()
         if body is not None:
-            return Forwarded(status, headers, body)
-        return Forwarded(status, headers, upstream=upstream)
+            return Forwarded(upstream.status, headers, body)
+        return Forwarded(upstream.status, headers, upstream=upstream)
+
+    async def checked(
+        self,
+        scope: Scope,
+        receive: Receive,
+        head: RequestHead,
+        ctx: RequestContext,
+        answer: Answer,
+    ) -> Response:
+        """Send the request to HAPI asking for JSON (or an export file's NDJSON), read the
+        answer whole, check every resource it holds (`gateway/screen.py`) and serve what
+        passes in the client's format. What cannot be read is withheld (fail closed)."""
+        method = "GET" if scope["method"] == "HEAD" else scope["method"]
+        headers = self.forward_headers(scope, head, ctx)
+        headers.append((b"accept", answer.upstream_accept))
+        headers.append((b"accept-encoding", b"gzip"))
+        try:
+            upstream = await self.client.request(
+                method, self.target(scope, ctx), headers, self._content(scope, receive, ctx)
+            )
+        except UpstreamTimeout:
+            return operation_outcome(504, "the FHIR server did not answer in time")
+        except UpstreamError as exc:
+            return operation_outcome(502, f"the FHIR server is unreachable ({exc.kind})")
+        status = upstream.status
+        ctx.status = status
+        relayed = [(k, v) for k, v in upstream.headers if k not in _NOT_RELAYED_CHECKED]
+        content_type = upstream.header(b"content-type")
+        if answer.kind is Kind.NDJSON and status < 300 and is_ndjson(content_type):
+            return await self._checked_lines(upstream, status, relayed, ctx)
+        try:
+            raw = await upstream.read()
+        except UpstreamTimeout:
+            return operation_outcome(504, "the FHIR server did not answer in time")
+        except UpstreamError as exc:
+            return operation_outcome(502, f"the FHIR server broke off ({exc.kind})")
+        encoding = upstream.header(b"content-encoding")
+        if encoding is not None and raw:
+            decoded = _decode(raw, encoding)
+            if decoded is None:
+                return withheld(ctx, status, f"a {encoding.decode('latin-1')} body")
+            raw = decoded
+        if not raw.strip():  # no body (a minimal write answer, a delete)
+            return Forwarded(status, relayed, b"")
+        if not _is_json(content_type):
+            what = (content_type or b"no content type").decode("latin-1")[:80]
+            return withheld(ctx, status, f"an answer of {what}")
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return withheld(ctx, status, "JSON that cannot be parsed")
+        resources: list[Returned] = []
+        if status < 300 or not _is_outcome(body):
+            screened = screen(ctx, body)
+            if isinstance(screened, Denial):
+                ctx.status = screened.status
+                return denial_response(screened)
+            if screened.changed:
+                body, raw = screened.body, b""
+            resources = screened.resources
+            ctx.result_count = _result_count(body)
+        if status == 200 and head.not_modified(upstream.header(b"etag")):
+            forwarded = Forwarded(304, [h for h in relayed if h[0] in _NOT_MODIFIED_KEEPS], b"")
+            forwarded.resources = resources
+            return forwarded
+        if answer.kind is Kind.XML:
+            try:
+                raw = to_xml(body)
+            except NotServable as exc:
+                ctx.status = 406
+                return operation_outcome(406, f"{exc}; ask for JSON (application/fhir+json)")
+        elif not raw:
+            raw = orjson.dumps(body)
+        media = answer.media_type if answer.kind is not Kind.NDJSON else _JSON_MEDIA
+        relayed.append((b"content-type", media))
+        forwarded = Forwarded(status, relayed, b"" if scope["method"] == "HEAD" else raw)
+        forwarded.resources = resources
+        return forwarded
 
     async def _checked_lines(
         self, upstream: UpstreamResponse, status: int, headers: Headers, ctx: RequestContext
@@ -300,7 +407,7 @@ class Upstream:
         except ValueError as exc:
             await upstream.aclose()
             return operation_outcome(502, f"the FHIR server's export file: {exc}")
-        headers = [(k, v) for k, v in headers if k != b"content-encoding"]
+        headers.append((b"content-type", upstream.header(b"content-type") or b""))
         body = upstream.body_if_complete()
         if body is not None:
             try:
@@ -309,31 +416,32 @@ class Upstream:
                 return operation_outcome(502, "the FHIR server's export file cannot be read")
         return Forwarded(status, headers, upstream=upstream, lines=checker)
 
-    def _inspected(
-        self, raw: bytes, status: int, headers: Headers, ctx: RequestContext
-    ) -> Response:
-        try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            return Forwarded(status, headers, raw)
-        resources = iter_resources(body)
-        if isinstance(body, dict) and body.get("resourceType") == "Bundle":
-            ctx.result_count = sum(
-                1
-                for e in body.get("entry") or []
-                if isinstance(e, dict) and (e.get("search") or {}).get("mode", "match") == "match"
-            )
-        elif status < 300:
-            ctx.result_count = 1
-        if status < 300:
-            denial = check_resources(ctx, resources)
-            if denial is not None:
-                ctx.findings.append(Finding(denial.control, "deny", denial.status, denial.reason))
-                ctx.status = denial.status
-                return denial_response(denial)
-        forwarded = Forwarded(status, headers, raw)
-        forwarded.resources = resources
-        return forwarded
+
+def withheld(ctx: RequestContext, status: int, what: str) -> Response:
+    """An answer the gateway cannot read, so cannot check: nothing of it goes out. A refusal
+    keeps its status (its text is withheld); anything else is the upstream's failure (502)."""
+    if status >= 400:
+        reason = f"the FHIR server answered HTTP {status} with {what}; its text is withheld"
+    else:
+        status = 502
+        reason = f"the FHIR server answered {what}, which the gateway cannot check; withheld"
+    ctx.findings.append(Finding(None, "deny", status, reason))
+    ctx.status = status
+    return operation_outcome(status, reason)
+
+
+def _is_outcome(body: Any) -> bool:
+    return isinstance(body, dict) and body.get("resourceType") == "OperationOutcome"
+
+
+def _result_count(body: Any) -> int:
+    if isinstance(body, dict) and body.get("resourceType") == "Bundle":
+        return sum(
+            1
+            for e in body.get("entry") or []
+            if isinstance(e, dict) and (e.get("search") or {}).get("mode", "match") == "match"
+        )
+    return 1
 
 
 def count_patients(ctx: RequestContext, response: Any) -> None:

@@ -181,6 +181,7 @@ class ScopeSet:
         init=False, repr=False, compare=False, hash=False
     )
     _contexts: frozenset[str] = field(init=False, repr=False, compare=False, hash=False)
+    _reads: dict[str, ScopeDecision] = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         index: dict[tuple[str, str, str], list[ResourceScope]] = {}
@@ -190,6 +191,7 @@ class ScopeSet:
         object.__setattr__(self, "_index", {k: tuple(v) for k, v in index.items()})
         # read on every request (C01, C05): worked out once per scope string
         object.__setattr__(self, "_contexts", frozenset(s.context for s in self.resource_scopes))
+        object.__setattr__(self, "_reads", {})
 
     def __str__(self) -> str:
         return " ".join(self.tokens)
@@ -221,6 +223,16 @@ class ScopeSet:
         return "online_access" in self.special
 
     # -- the decision --------------------------------------------------------------------------
+
+    def read_decision(self, resource_type: str) -> ScopeDecision:
+        """`permits(contexts, resource_type, "r")`, remembered per type: asked of every resource
+        of every answer (a scope string's decisions do not change)."""
+        decision = self._reads.get(resource_type)
+        if decision is None:
+            if len(self._reads) > 512:  # resource types are few; anything else is not kept
+                return self.permits(self._contexts, resource_type, "r")
+            decision = self._reads[resource_type] = self.permits(self._contexts, resource_type, "r")
+        return decision
 
     def permits(
         self,

@@ -108,13 +108,6 @@ _SHAPED: Final = frozenset(
     {Interaction.READ, Interaction.VREAD, Interaction.HISTORY_INSTANCE, Interaction.SEARCH_TYPE}
 )
 _EXPORT: Final = frozenset({"$export", "$export-poll-status"})
-# HAPI's paging links, `[base]?_getpages=<search id>&_getpagesoffset=20&...`: the next page of a
-# search already confined, by an unguessable id; the response check still sees every entry. The
-# links repeat the search's `_elements` / `_summary` (already shaped when the search was made).
-_PAGING: Final = frozenset(
-    {"_getpages", "_getpagesoffset", "_count", "_bundletype", "_format", "_pretty"}
-    | {"_elements", "_summary"}
-)
 # Narrowing uses the first of these the type has, else its first compartment parameter
 # (Coverage: `beneficiary`, the patient covered, rather than `policy-holder`).
 _NARROW_PREFERENCE: Final = ("patient", "subject", "beneficiary")
@@ -140,13 +133,6 @@ def describe(fhir: FhirRequest) -> str:
     if len(text) > _MAX_SHOWN:
         text = text[: _MAX_SHOWN - 3] + "..."
     return text if fhir.method in ("GET", "HEAD") else f"{fhir.method} {text}"
-
-
-def _is_page(fhir: FhirRequest) -> bool:
-    names = fhir.param_names
-    return (
-        fhir.interaction is Interaction.SEARCH_SYSTEM and "_getpages" in names and names <= _PAGING
-    )
 
 
 def narrowing(resource_type: str, patient: str) -> tuple[str, str]:
@@ -212,7 +198,7 @@ class _Confinement:
         fhir = self.fhir
         if fhir.interaction in _UNCHECKED:
             return
-        if _is_page(fhir):
+        if fhir.is_page:
             pass  # the response check is all a page of a confined search needs
         elif fhir.interaction in _UNBOUNDED:
             raise self.refuse(
@@ -527,6 +513,15 @@ def _linked_patients(patient: dict[str, Any]) -> set[str]:
     return found
 
 
+def _contains_patient(resource: dict[str, Any]) -> bool:
+    contained = resource.get("contained")
+    if not contained:
+        return False
+    if not isinstance(contained, list):
+        return True  # cannot be read: treated as the worst case
+    return any(not isinstance(c, dict) or c.get("resourceType") == "Patient" for c in contained)
+
+
 @dataclass(frozen=True, slots=True)
 class InCompartment:
     """The check of each returned resource (a match, an include, an entry of `$everything`).
@@ -541,25 +536,25 @@ class InCompartment:
         patient = self.patient
         rtype = returned.resource_type
         kind = membership(rtype) if rtype is not None else Membership.UNKNOWN
-        if kind is Membership.IN:
-            if patient in returned.compartment_patients:
-                return None
+        if kind is Membership.UNKNOWN:
+            unknown = returned.resource.get("resourceType")
+            return forbidden(f"{self._prefix} a resource of unknown type {unknown!r}", C08)
+        rid = returned.resource.get("id")
+        if kind is Membership.IN and patient not in returned.compartment_patients:
             return forbidden(
-                f"{self._prefix} {rtype}/{returned.resource.get('id')}, which is not in that "
-                "patient's compartment",
-                C08,
+                f"{self._prefix} {rtype}/{rid}, which is not in that patient's compartment", C08
             )
-        if kind is Membership.NEVER:
-            foreign = returned.referenced_patients - {patient}
-            if not foreign:
-                return None
+        # in the compartment or reference data: it must name no other patient anywhere (a
+        # Group's members, a List's items, another patient as performer or link), and carry
+        # no Patient of its own (a contained one is someone the references cannot name)
+        foreign = returned.referenced_patients - {patient}
+        if foreign:
             return forbidden(
-                f"{self._prefix} {rtype}/{returned.resource.get('id')}, which refers to patient "
-                f"{min(foreign)}",
-                C08,
+                f"{self._prefix} {rtype}/{rid}, which refers to patient {min(foreign)}", C08
             )
-        unknown = returned.resource.get("resourceType")
-        return forbidden(f"{self._prefix} a resource of unknown type {unknown!r}", C08)
+        if _contains_patient(returned.resource):
+            return forbidden(f"{self._prefix} {rtype}/{rid}, which contains a Patient", C08)
+        return None
 
     @property
     def _prefix(self) -> str:

@@ -1,8 +1,10 @@
 """Stage `scopes`: every request is covered by a granted SMART scope (C05).
 
 The scope engine (`gateway/scopes.py`) decides per resource type and permission (c r u d s).
-Operations need read access: `$everything` reads a whole compartment, so only a wildcard read
-covers it (otherwise a client holding `patient/Patient.rs` could pull every record through it).
+Operations need read access to their type; every resource of every answer (included, rev-included,
+contained, `$everything`'s, a history's, a page's) must be of a type the token may read
+(`ReadableType`), so `Patient/P/$everything` with `patient/Patient.rs` returns the Patient and
+nothing else. `$everything` without an id spans every patient: only a wildcard read covers it.
 For an operational AI client, a request granted only by a wildcard scope (`patient/*.read`) is a
 C05 violation too: such clients must hold resource-specific scopes. A constrained scope
 (`patient/Observation.rs?category=...|laboratory`) adds a check on each returned resource.
@@ -16,7 +18,7 @@ be of a type the token may read (`ReadableType`, checked line by line as the fil
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from gateway.classify import Interaction
 from gateway.context import RequestContext
@@ -36,8 +38,12 @@ def needed(ctx: RequestContext) -> tuple[str, str] | None:
         return None
     if fhir.operation == "$export-poll-status" or fhir.resource_type == "Binary":
         return None  # the bulk-export flow after kick-off: governed by C04 (export allowlist)
+    if fhir.is_page:
+        return None  # a page of a search already made: each resource it returns is checked
     if fhir.interaction is Interaction.OPERATION:
-        if fhir.operation == "$everything":
+        # `Patient/P/$everything` needs read access to the patient; what it returns is checked
+        # resource by resource (`ReadableType`). Without an id it covers every patient.
+        if fhir.operation == "$everything" and fhir.resource_id is None:
             return "*", "r"
         return (fhir.resource_type or "*"), "r"
     if fhir.resource_type is None:  # system-level search or history
@@ -77,10 +83,11 @@ class ScopesStage(Stage):
 
     async def covered(self, ctx: RequestContext) -> None:
         fhir = ctx.fhir
+        if ctx.token is not None and fhir is not None and not fhir.is_write:
+            # whatever rides along in the answer is held to the token's scopes too
+            ctx.resource_checks.append(("C05", ReadableType(ctx.token.scopes)))
         if ctx.token is not None and fhir is not None and fhir.resource_type == "Binary":
-            if fhir.interaction in (Interaction.READ, Interaction.VREAD):  # export output
-                ctx.resource_checks.append(("C05", ReadableType(ctx.token.scopes)))
-            return
+            return  # export output: each resource it holds is checked (ReadableType)
         if ctx.token is not None and fhir is not None and fhir.operation == "$export":
             self.export_types(ctx)
         need = needed(ctx)
@@ -121,27 +128,51 @@ def export_types(params: Any) -> list[str]:
     return [t for t in types if t] or ["*"]
 
 
+# Resources the server writes about the exchange itself, not data a scope grants: an answer's
+# outcome, the envelope of an empty Bundle, the Parameters an operation answers with (the
+# resources it carries are checked one by one).
+_ENVELOPES: Final = frozenset({"OperationOutcome", "Bundle", "Parameters"})
+
+
 @dataclass(frozen=True, slots=True)
 class ReadableType:
-    """Each resource of an export file must be of a type the token may read (and meet a
-    constrained scope's constraints). A Binary that is not an export file is not its concern."""
+    """Each returned resource must be of a type the token may read, and meet a constrained
+    scope's constraints: an included or rev-included resource, an entry of `$everything` or of
+    a history, a line of an export file, and each resource it contains."""
 
     scopes: ScopeSet
 
     def __call__(self, returned: Returned) -> Denial | None:
-        rtype = returned.resource_type
-        if rtype == "Binary":
+        resource = returned.resource
+        denial = self._one(returned.resource_type, resource)
+        if denial is not None:
+            return denial
+        contained = resource.get("contained")
+        if contained:
+            for inner in contained if isinstance(contained, list) else [None]:
+                rtype = inner.get("resourceType") if isinstance(inner, dict) else None
+                denial = self._one(rtype if isinstance(rtype, str) else None, inner or {})
+                if denial is not None:
+                    return forbidden(
+                        f"{returned.resource_type}/{resource.get('id')} contains a "
+                        f"{rtype or 'resource of no type'}, which no granted scope lets this "
+                        "token read",
+                        "C05",
+                    )
+        return None
+
+    def _one(self, rtype: str | None, resource: dict[str, Any]) -> Denial | None:
+        if rtype in _ENVELOPES:
             return None
-        scopes = self.scopes
-        decision = scopes.permits(scopes.contexts, rtype or "?", "r")
+        decision = self.scopes.read_decision(rtype or "?")
         if decision.allowed and not decision.conditional:
             return None
         options = decision.result_filter_any or (decision.needs_result_filter,)
-        if decision.allowed and any(satisfies(returned.resource, o) for o in options):
+        if decision.allowed and any(satisfies(resource, o) for o in options):
             return None
         return forbidden(
-            f"{rtype}/{returned.resource.get('id')} is in an export file, but no granted scope "
-            "lets this token read it",
+            f"{rtype}/{resource.get('id')} was returned, but no granted scope lets this token "
+            "read it",
             "C05",
         )
 

@@ -16,8 +16,10 @@ from hypothesis import strategies as st
 from gateway.audit_sink import to_record
 from gateway.context import RequestContext
 from gateway.controls import Mode
+from gateway.denial import Denial
 from gateway.ndjson import NdjsonChecker, is_ndjson
-from gateway.pipeline import Pipeline, check_resources, iter_resources
+from gateway.pipeline import Pipeline
+from gateway.screen import Screened, resources_of, screen
 from gateway.stages.tenant import TENANT_TAG_SYSTEM, SameTenant, TenantStage
 from tests.unit.gateway.test_stage_tenant import request
 
@@ -127,20 +129,20 @@ def binary(data: bytes, content_type: str = "application/fhir+ndjson") -> dict[s
 
 
 def test_a_binary_holding_ndjson_is_checked_as_the_resources_it_holds() -> None:
-    resources = iter_resources(binary(FILE))
+    resources = resources_of(binary(FILE))
     assert [r.resource.get("id") for r in resources] == ["a1", "b1", "a2", "n"]
-    denial = check_resources(ctx_with(SameTenant("a")), resources)
-    assert denial is not None and denial.control == "C10"
-    own = iter_resources(binary(ndjson(patient("a1", "a"))))
-    assert check_resources(ctx_with(SameTenant("a")), own) is None
+    denial = screen(ctx_with(SameTenant("a")), binary(FILE))
+    assert isinstance(denial, Denial) and denial.control == "C10"
+    own = screen(ctx_with(SameTenant("a")), binary(ndjson(patient("a1", "a"))))
+    assert isinstance(own, Screened)
 
 
 def test_other_binaries_stand_for_themselves() -> None:
     picture = binary(b"\x89PNG", "image/png")
-    (returned,) = iter_resources(picture)
+    (returned,) = resources_of(picture)
     assert returned.resource is picture
-    (unreadable,) = iter_resources({**binary(b""), "data": "%%%"})
-    assert check_resources(ctx_with(SameTenant("a")), [unreadable]) is not None
+    unreadable = {**binary(b""), "data": "%%%"}
+    assert isinstance(screen(ctx_with(SameTenant("a")), unreadable), Denial)
 
 
 # -- a control in monitor mode: its response checks record, they never withhold ----------------
@@ -151,9 +153,9 @@ def test_response_checks_follow_the_mode_of_their_control(mode: Mode) -> None:
     ctx = request("GET", "Patient/b1")  # a tenant-a token
     pipeline = Pipeline([TenantStage()], lambda _c: mode, "/fhir")
     assert asyncio.run(pipeline.run(ctx)) is None
-    denial = check_resources(ctx, iter_resources(patient("b1", "b")))
+    denial = screen(ctx, patient("b1", "b"))
     if mode is Mode.ENFORCE:
-        assert denial is not None and denial.control == "C10" and not ctx.monitor_checks
+        assert isinstance(denial, Denial) and denial.control == "C10" and not ctx.monitor_checks
     else:
-        assert denial is None and not ctx.resource_checks
+        assert isinstance(denial, Screened) and not ctx.resource_checks
         assert [(f.control, f.action) for f in ctx.findings] == [("C10", "monitor")]

@@ -15,10 +15,13 @@ from hypothesis import strategies as st
 
 from gateway.app import create_app
 from gateway.context import RequestContext
+from gateway.formats import negotiate
 from gateway.proxy import RequestHead, Upstream, _urlencode
 from gateway.settings import GatewaySettings
 from gateway.stages.tenant import TENANT_TAG_SYSTEM, SameTenant
 from tests.unit.gateway.test_upstream_client import Server, always, chunked, ok, serve
+
+NDJSON = b"application/fhir+ndjson"
 
 
 async def call(server: Server, method: str, url: str, **kwargs) -> httpx.Response:  # type: ignore[no-untyped-def]
@@ -120,7 +123,8 @@ async def test_an_export_file_is_checked_line_by_line_on_its_way_out(lines: int)
 
     async with serve(always(chunked(*parts))) as server:
         upstream = Upstream(GatewaySettings(upstream=f"http://127.0.0.1:{server.port}/fhir"))
-        response = await upstream.forward(scope, receive, RequestHead.of(scope), ctx, inspect=True)
+        head = RequestHead.of(scope, checked=True)
+        response = await upstream.checked(scope, receive, head, ctx, negotiate((), NDJSON, True))
         await response(scope, receive, send)
         await upstream.aclose()
     messages = [m.get("body", b"") for m in sent if m["type"] == "http.response.body"]

@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 import gateway.returned
 from gateway.compartment import compartment_patient_ids, references_patient
 from gateway.context import RequestContext
-from gateway.pipeline import check_resources, iter_resources
 from gateway.proxy import Forwarded, count_patients
 from gateway.returned import Returned
+from gateway.screen import Screened, screen
 from gateway.stages.compartment import response_check
 from gateway.stages.tenant import TENANT_TAG_SYSTEM, SameTenant
 
@@ -49,10 +49,10 @@ def test_each_resource_is_walked_once_for_the_checks_and_the_audit(
         ("C10", SameTenant("tenant-a")),
         ("C08", response_check("p1", "Observation")),
     ]
-    resources = iter_resources(body)
-    assert check_resources(ctx, resources) is None
+    screened = screen(ctx, body)
+    assert isinstance(screened, Screened) and not screened.changed
     forwarded = Forwarded(200, [], b"{}")
-    forwarded.resources = resources
+    forwarded.resources = screened.resources
     count_patients(ctx, forwarded)
     assert ctx.patients == {"p1"}
     assert walked == ["o0", "o1", "o2"]

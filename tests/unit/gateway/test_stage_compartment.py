@@ -1,7 +1,7 @@
 """Stage `compartment` (C08): a patient-context token stays in its patient's compartment.
 
 The stage is driven directly with RequestContexts built from `classify`; batches go through the
-real `Pipeline`, and responses through the real `check_resources`.
+real `Pipeline`, and responses through the real `screen`.
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ from gateway.classify import ClassifyError, classify
 from gateway.context import RequestContext
 from gateway.controls import Mode
 from gateway.denial import Denial
-from gateway.pipeline import Pipeline, check_resources, iter_resources
+from gateway.pipeline import Pipeline
 from gateway.scopes import parse_scopes
+from gateway.screen import screen
 from gateway.stages.compartment import CompartmentStage, narrowing, patched_elements
 from gateway.tokens import VerifiedToken
 
@@ -90,7 +91,15 @@ def allowed(ctx: RequestContext) -> RequestContext:
 
 
 def check(ctx: RequestContext, body: dict[str, Any]) -> Denial | None:
-    return check_resources(ctx, iter_resources(body))
+    """The response checks' verdict on an answer: None if all of it may go out, else the
+    refusal as the audit records it (a refused resource, or the entries withheld)."""
+    before = len(ctx.findings)
+    screened = screen(ctx, body)
+    refused = [f for f in ctx.findings[before:] if f.action in ("deny", "filter")]
+    if isinstance(screened, Denial) or refused:
+        (finding,) = refused
+        return Denial(finding.status, finding.reason, finding.control)
+    return None
 
 
 def obs(oid: str, patient: str) -> dict[str, Any]:
