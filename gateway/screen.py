@@ -7,7 +7,9 @@ history Bundle with whatever rides along (included and rev-included resources, n
 `Parameters`, the lines of an export file read as a `Binary`. Contained resources are checked as
 part of the resource that contains them.
 
-- A resource answered alone that an enforced check refuses: the answer is refused (403).
+- A resource answered alone that an enforced check refuses: the answer is refused (403); a read
+  by id (conditional or not) is answered 404, as for a resource that does not exist, so that
+  neither the status nor an `If-None-Match` tells the client that the id exists.
 - A Bundle entry that one refuses is withheld and the rest goes out; a search Bundle that lost
   one of its matches loses its `total` too (it would count what was withheld). A batch or
   transaction response's entry is replaced by a 403 outcome for that entry.
@@ -22,6 +24,7 @@ import base64
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from gateway.classify import Interaction
 from gateway.context import Finding, RequestContext
 from gateway.denial import Denial, forbidden
 from gateway.ndjson import is_ndjson, ndjson_resources
@@ -30,6 +33,7 @@ from gateway.returned import Returned, refusal
 __all__ = ["Screened", "resources_of", "screen"]
 
 _RESPONSES: Final = frozenset({"batch-response", "transaction-response"})
+_BY_ID: Final = frozenset({Interaction.READ, Interaction.VREAD})
 # what each control's refusal means, for the client's message (the audit keeps the detail)
 _WHY: Final = {
     "C05": "no granted scope covers it",
@@ -55,6 +59,20 @@ def client_reason(ctx: RequestContext, denial: Denial) -> str:
     return f"the answer to {ctx.method} {asked} holds a resource this token may not see: {why}"
 
 
+def _by_id(ctx: RequestContext) -> bool:
+    fhir = ctx.fhir
+    return fhir is not None and fhir.interaction in _BY_ID and fhir.resource_id is not None
+
+
+def _not_found(ctx: RequestContext) -> str:
+    fhir = ctx.fhir
+    assert fhir is not None
+    what = f"{fhir.resource_type}/{fhir.resource_id}"
+    if fhir.version_id:
+        what += f"/_history/{fhir.version_id}"
+    return f"{what} is not known to this token (it does not exist, or this token may not see it)"
+
+
 def screen(ctx: RequestContext, body: Any) -> Screened | Denial:
     """Apply the request's response checks to a parsed 2xx answer."""
     if isinstance(body, dict) and body.get("resourceType") == "Bundle":
@@ -63,6 +81,9 @@ def screen(ctx: RequestContext, body: Any) -> Screened | Denial:
     for returned in found:
         denial = refusal(ctx.resource_checks, returned)
         if denial is not None:
+            if _by_id(ctx):  # answered as for a resource that does not exist
+                ctx.findings.append(Finding(denial.control, "deny", 404, denial.reason))
+                return Denial(404, _not_found(ctx), denial.control)
             ctx.findings.append(Finding(denial.control, "deny", denial.status, denial.reason))
             return forbidden(client_reason(ctx, denial), denial.control)
     _monitor(ctx, found)
