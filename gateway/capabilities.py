@@ -2,8 +2,9 @@
 
 `GET [base]/metadata` without a token is HAPI's whole statement, naming the gateway where HAPI
 names itself; it is cached (as JSON bytes, per public host), so the anonymous path parses nothing
-per request. A client asking for another format (XML) or with other parameters
-(`mode=terminology`) gets HAPI's answer, rewritten the same way, uncached. With a bearer token the
+per request. A client with other parameters (`mode=terminology`) gets HAPI's answer for them,
+rewritten the same way, uncached. Every statement is read as JSON and served as JSON or XML
+(`gateway/formats.py`), like every other answer. With a bearer token the
 gateway verifies it (401 if it is not valid) and answers HAPI's statement filtered to the token's
 grants:
 
@@ -35,9 +36,12 @@ import httpx
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gateway.classify import Params
 from gateway.context import Finding, RequestContext
 from gateway.denial import Denial
-from gateway.outcome import denial_response
+from gateway.fhir_xml import NotServable, to_xml
+from gateway.formats import Kind, NotAcceptable, negotiate, without_format
+from gateway.outcome import denial_response, operation_outcome
 from gateway.policy import OperationsPolicy
 from gateway.scopes import ScopeSet
 from gateway.tokens import TokenVerifier, VerifiedToken
@@ -59,7 +63,7 @@ _SYSTEM_PERMISSION: Final = {"search-system": "s", "history-system": "r"}
 _EXPORT: Final = frozenset({"export", "export-poll-status"})
 _CACHED_GRANTS: Final = 256
 _CACHED_HOSTS: Final = 16
-_JSON_FORMATS: Final = frozenset({"json", "application/json", "application/fhir+json"})
+_STATEMENTS: Final = frozenset({"CapabilityStatement", "TerminologyCapabilities"})
 
 
 class Grants:
@@ -246,48 +250,55 @@ class ClientCapabilities:
 
     async def respond(self, ctx: RequestContext, request: Request) -> Response:
         """The answer to `GET [base]/metadata`: with a bearer token (and tokens checked) the
-        statement filtered to it, always FHIR JSON; without, the public one, cached when JSON
-        is asked for in the plain way (no parameters but `_format=json`), else HAPI's answer in
-        the format asked for, rewritten on the way."""
+        statement filtered to it; without, the public one, cached when asked for without
+        parameters, else HAPI's JSON for those parameters, rewritten on the way. Served in the
+        format asked for (JSON, or XML written from the JSON), like every other answer."""
         host, proto = request.headers.get("host", ""), request.url.scheme
+        params = ctx.fhir.params if ctx.fhir else ()
+        accept = request.headers.get("accept")
+        try:
+            answer = negotiate(params, accept.encode("latin-1") if accept else None)
+        except NotAcceptable as exc:
+            ctx.findings.append(Finding(None, "deny", 406, str(exc)))
+            return operation_outcome(406, str(exc))
+        asked = without_format(params)
         try:
             if ctx.bearer and self.per_client:
                 ctx.token = await self.verify(ctx.bearer)
                 body = await self.for_token(ctx.token, host, proto)
-            elif _plain_json(ctx.fhir.params if ctx.fhir else (), request.headers.get("accept")):
+            elif not asked:
                 body = await self.public(host, proto)
             else:
-                return await self._forwarded(request, host, proto)
+                body = await self._asked(asked, host, proto)
         except Denial as denial:
             ctx.findings.append(Finding(denial.control, "deny", denial.status, denial.reason))
             return denial_response(denial)
-        return Response(body, status_code=200, media_type="application/fhir+json")
+        if answer.kind is Kind.XML:
+            try:
+                body = to_xml(json.loads(body))
+            except (NotServable, ValueError) as exc:
+                return operation_outcome(406, f"{exc}; ask for JSON (application/fhir+json)")
+        return Response(body, status_code=200, media_type=answer.media_type.decode())
 
-    async def _forwarded(self, request: Request, host: str, proto: str) -> Response:
-        """HAPI's statement as the client asked for it (XML, `mode=terminology`, ...), not
-        cached: the rare case."""
-        query = request.url.query
-        headers = {"X-Forwarded-Proto": proto}
-        for name in ("accept", "accept-language"):
-            if name in request.headers:
-                headers[name] = request.headers[name]
+    async def _asked(self, params: Params, host: str, proto: str) -> bytes:
+        """HAPI's statement for other parameters (`mode=terminology`), as JSON, not cached:
+        the rare case."""
+        headers = {"Accept": "application/fhir+json", "X-Forwarded-Proto": proto}
         if host:
             headers["X-Forwarded-Host"] = host
         try:
-            resp = await self.client.get(self.url + (f"?{query}" if query else ""), headers=headers)
+            resp = await self.client.get(self.url, params=list(params), headers=headers)
         except httpx.HTTPError as exc:
             raise Denial(502, f"the FHIR server is unreachable ({type(exc).__name__})") from None
-        base = self.gateway_base(host, proto)
-        body = resp.content.replace(self.upstream.encode(), base.encode()) if base else resp.content
-        media = resp.headers.get("content-type")
-        return Response(body, status_code=resp.status_code, media_type=media)
-
-
-def _plain_json(params: tuple[tuple[str, str], ...], accept: str | None) -> bool:
-    """Does a `GET metadata` ask for the statement as the cache holds it (FHIR JSON, whole)?"""
-    if any(name != "_format" or value not in _JSON_FORMATS for name, value in params):
-        return False
-    if params:
-        return True  # `_format` overrides Accept
-    kinds = {part.split(";", 1)[0].strip().lower() for part in (accept or "").split(",")}
-    return not kinds - {"", "*/*"} or bool(kinds & _JSON_FORMATS)
+        if resp.status_code != 200:
+            raise Denial(
+                resp.status_code,
+                f"the FHIR server refused the metadata request ({resp.status_code})",
+            )
+        try:
+            statement = resp.json()
+        except ValueError:
+            raise Denial(502, "the FHIR server's CapabilityStatement cannot be read") from None
+        if not isinstance(statement, dict) or statement.get("resourceType") not in _STATEMENTS:
+            raise Denial(502, "the FHIR server answered metadata with something else")
+        return self.rewrite(json.dumps(statement), host, proto).encode()

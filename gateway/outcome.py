@@ -17,6 +17,7 @@ _ISSUE_CODES = {
     403: "forbidden",
     404: "not-found",
     405: "not-supported",
+    406: "not-supported",
     413: "too-costly",
     429: "throttled",
     502: "transient",

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import xml.etree.ElementTree as ET
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -14,8 +16,8 @@ from hypothesis import strategies as st
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.capabilities import ClientCapabilities, Grants, _plain_json, filter_capabilities
-from gateway.classify import classify
+from gateway.capabilities import ClientCapabilities, Grants, filter_capabilities
+from gateway.classify import ClassifyError, classify
 from gateway.context import RequestContext
 from gateway.policy import OperationsPolicy
 from gateway.scopes import parse_scopes
@@ -136,6 +138,10 @@ def test_filtering_never_adds(types_: list[str], perms: str, context: str) -> No
 HAPI = "http://127.0.0.1:8280/fhir"
 HAPI_STATEMENT: dict[str, Any] = {
     **STATEMENT,
+    "date": "2026-12-01T00:00:00Z",  # the elements a CapabilityStatement must have (for XML)
+    "kind": "instance",
+    "fhirVersion": "4.0.1",
+    "format": ["application/fhir+xml", "application/fhir+json"],
     "implementation": {"description": "HAPI", "url": HAPI},
     "rest": [
         {
@@ -144,19 +150,18 @@ HAPI_STATEMENT: dict[str, Any] = {
         }
     ],
 }
-XML = f'<CapabilityStatement><implementation><url value="{HAPI}"/></implementation>'
 
 
 class Hapi:
-    """Stands in for HAPI's `GET metadata` (JSON, or XML when asked); counts the requests."""
+    """Stands in for HAPI's `GET metadata` (JSON only: the gateway asks for nothing else);
+    counts the requests."""
 
     def __init__(self) -> None:
         self.requests: list[httpx.Request] = []
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
-        if "xml" in request.headers.get("accept", "") or "_format=xml" in str(request.url):
-            return httpx.Response(200, text=XML, headers={"content-type": "application/fhir+xml"})
+        assert request.headers.get("accept", "application/fhir+json") == "application/fhir+json"
         return httpx.Response(200, json=HAPI_STATEMENT)
 
 
@@ -224,7 +229,7 @@ def test_the_public_statement_names_the_gateway_and_is_cached(query: str, accept
     caps = capabilities(hapi)
     first = answer(caps, query=query, accept=accept)
     again = answer(caps, query=query, accept=accept)
-    assert first.status_code == 200 and first.media_type == "application/fhir+json"
+    assert first.status_code == 200 and "json" in (first.media_type or "")
     statement = json.loads(first.body)
     assert statement["implementation"]["url"] == GATEWAY
     assert statement["rest"][0]["operation"][0]["definition"] == (
@@ -235,21 +240,39 @@ def test_the_public_statement_names_the_gateway_and_is_cached(query: str, accept
     assert hapi.requests[0].headers["x-forwarded-host"] == "gw.local:8080"
 
 
-@pytest.mark.parametrize(
-    ("query", "accept"),
-    [("", "application/fhir+xml"), ("_format=xml", None), ("mode=terminology", None)],
-)
-def test_other_formats_and_parameters_are_forwarded_and_rewritten(
-    query: str, accept: str | None
-) -> None:
+@pytest.mark.parametrize(("query", "accept"), [("", "application/fhir+xml"), ("_format=xml", None)])
+def test_xml_is_written_from_the_checked_json_statement(query: str, accept: str | None) -> None:
     hapi = Hapi()
     caps = capabilities(hapi)
     for _ in range(2):
         response = answer(caps, query=query, accept=accept)
+        assert response.status_code == 200 and response.media_type.startswith(
+            "application/fhir+xml"
+        )
+        root = ET.fromstring(response.body)
+        assert root.tag == "{http://hl7.org/fhir}CapabilityStatement"
+        assert HAPI not in response.body.decode() and GATEWAY in response.body.decode()
+    assert len(hapi.requests) == 1  # the cached JSON statement, asked for as JSON
+    assert hapi.requests[0].headers["accept"] == "application/fhir+json"
+
+
+@pytest.mark.parametrize(("query", "accept"), [("_format=ttl", None), ("", "text/html")])
+def test_formats_not_served_are_406(query: str, accept: str | None) -> None:
+    hapi = Hapi()
+    response = answer(capabilities(hapi), query=query, accept=accept)
+    assert response.status_code == 406 and not hapi.requests
+
+
+def test_other_parameters_are_asked_of_hapi_as_json_and_rewritten() -> None:
+    hapi = Hapi()
+    caps = capabilities(hapi)
+    for _ in range(2):
+        response = answer(caps, query="mode=terminology&_format=xml")
         assert response.status_code == 200 and HAPI not in response.body.decode()
         assert GATEWAY in response.body.decode()
     assert len(hapi.requests) == 2  # not cached: the rare case
-    assert hapi.requests[0].url.query.decode() == query
+    assert hapi.requests[0].url.query.decode() == "mode=terminology"
+    assert hapi.requests[0].headers["accept"] == "application/fhir+json"
 
 
 def test_without_token_checks_a_bearer_gets_the_public_statement() -> None:
@@ -283,8 +306,14 @@ def test_hapi_unreachable_is_a_502() -> None:
 
 
 @given(st.lists(st.tuples(st.text(max_size=8), st.text(max_size=8)), max_size=3), st.text())
-def test_only_plain_json_requests_are_served_from_the_cache(
+def test_any_metadata_request_is_served_checked_or_refused(
     params: list[tuple[str, str]], accept: str
 ) -> None:
-    if _plain_json(tuple(params), accept):
-        assert all(name == "_format" and "json" in value for name, value in params)
+    hapi = Hapi()
+    query = "&".join(f"{quote(k)}={quote(v)}" for k, v in params)
+    try:
+        response = answer(capabilities(hapi), query=query, accept=accept)
+    except (UnicodeEncodeError, ClassifyError):
+        return  # not a request a client can send, or refused before it gets here
+    assert response.status_code in (200, 400, 406, 502)
+    assert HAPI not in bytes(response.body).decode("utf-8", "replace")
