@@ -12,7 +12,8 @@ grants:
   interactions (`read`/`vread`/`history-*` need `r`, `search-type` `s`, `create` `c`, `update` and
   `patch` `u`, `delete` `d`); constraints (`?category=`) still grant the interaction;
 - its operations stay if the token may read the type, except restricted ones the client is not
-  allowed (C12) and `$everything`, which needs a wildcard read;
+  allowed (C12) (`Patient/[id]/$everything` needs read access to Patient, like any other
+  instance operation; what it returns is checked entry by entry);
 - `$export` and `$export-poll-status` stay only for export-allowlisted clients holding system
   scopes (C04); other system-level operations and `search-system` / `history-system` need a
   wildcard grant; `batch` / `transaction` stay (their entries are checked one by one).
@@ -90,7 +91,7 @@ class Grants:
             return self.export
         if name in self._restricted and not self._restricted_ok:
             return False
-        if name == "everything" or resource_type is None:
+        if resource_type is None:
             return ("*", "r") in self._granted
         return self.may(resource_type, "r")
 

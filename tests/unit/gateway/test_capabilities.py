@@ -81,7 +81,7 @@ def test_a_patient_app_sees_its_types_and_interactions_only() -> None:
     assert seen == {
         "Patient": (
             ["history-instance", "history-type", "read", "search-type", "vread"],
-            ["meta"],  # export: C04; everything: wildcard read; validate: restricted (C12)
+            ["meta"],  # export: C04; everything, validate: restricted (C12)
         ),
         "Appointment": (sorted(ALL), ["meta"]),
     }
