@@ -21,6 +21,7 @@ from simulator.replay.fhir import (
     refusing_control,
     resource_keys,
     resources_of,
+    xml_body,
 )
 from simulator.replay.model import ScenarioRun, SessionEndResult, StepResult
 from simulator.replay.target import GatewayTarget, lab_target
@@ -121,6 +122,9 @@ def describe(
     content_type = resp.headers.get("content-type", "")
     if "ndjson" in content_type:
         resources = ndjson_resources(resp.text)
+    elif "xml" in content_type and resp.content:
+        body = xml_body(resp.content)
+        resources = resources_of(body) if 200 <= resp.status_code < 300 else []
     elif resp.content:
         try:
             body = resp.json()

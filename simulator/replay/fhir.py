@@ -40,6 +40,22 @@ def resources_of(body: Any) -> list[Mapping[str, Any]]:
     return [body]
 
 
+def xml_body(content: bytes) -> Any:
+    """A FHIR XML answer as its JSON form (what the rest of the replay reads), or None if it
+    cannot be read: a scenario that asks for XML is judged on what it received like any other."""
+    import xml.etree.ElementTree as ET
+
+    from fhir.resources.R4B import get_fhir_model_class
+
+    try:
+        root = ET.fromstring(content)
+        name = root.tag.rpartition("}")[2]
+        model = get_fhir_model_class(name).model_validate_xml(content)
+        return json.loads(model.model_dump_json())
+    except Exception:  # whatever the XML or the models refuse: nothing readable was received
+        return None
+
+
 def ndjson_resources(text: str) -> list[Mapping[str, Any]]:
     """The resources of an NDJSON export file (blank or unparseable lines skipped)."""
     found: list[Mapping[str, Any]] = []

@@ -14,6 +14,7 @@ from simulator.replay.fhir import (
     refusing_control,
     resource_keys,
     resources_of,
+    xml_body,
 )
 
 
@@ -121,3 +122,15 @@ def test_describe_ndjson() -> None:
     resp = httpx.Response(200, text=text, headers={"content-type": "application/fhir+ndjson"})
     result = describe("export", ("C04",), "GET", "u", resp, 1.0)
     assert result.results == 2 and result.patients == ("pat-a-000002",)
+
+
+def test_an_xml_answer_is_read_like_its_json_form() -> None:
+    xml = (
+        b'<Bundle xmlns="http://hl7.org/fhir"><type value="searchset"/><entry><resource>'
+        b'<Observation><id value="o1"/><status value="final"/><code><text value="x"/></code>'
+        b'<subject><reference value="Patient/p9"/></subject></Observation></resource></entry>'
+        b"</Bundle>"
+    )
+    body = xml_body(xml)
+    assert patients_reached(resources_of(body)) == {"p9"}
+    assert xml_body(b"<not-fhir/>") is None and xml_body(b"\x00") is None
