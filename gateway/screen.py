@@ -12,7 +12,11 @@ part of the resource that contains them.
   neither the status nor an `If-None-Match` tells the client that the id exists.
 - A Bundle entry that one refuses is withheld and the rest goes out; a search Bundle that lost
   one of its matches loses its `total` too (it would count what was withheld). A batch or
-  transaction response's entry is replaced by a 403 outcome for that entry.
+  transaction response's entry is replaced by a 403 outcome for that entry. An entry without a
+  resource (a deletion in a history) cannot be checked and is withheld, except in a batch or
+  transaction response (its status only).
+- A bulk-export manifest (`$export-poll-status`, JSON that is not a resource) goes out: it only
+  names the job's files, each checked when it is read.
 - The refusal or the `filter` finding in the audit record names what was withheld; what the
   client reads names no resource that its request did not name.
 - A monitored check's refusal is recorded (the first per answer) and the resource goes out.
@@ -77,6 +81,8 @@ def screen(ctx: RequestContext, body: Any) -> Screened | Denial:
     """Apply the request's response checks to a parsed 2xx answer."""
     if isinstance(body, dict) and body.get("resourceType") == "Bundle":
         return _bundle(ctx, body)
+    if _is_manifest(ctx, body):
+        return Screened(body)  # links to the job's files, each checked when it is read
     found = resources_of(body)
     for returned in found:
         denial = refusal(ctx.resource_checks, returned)
@@ -102,7 +108,7 @@ def _bundle(ctx: RequestContext, bundle: dict[str, Any]) -> Screened:
     lost_match = False
     for entry in entries:
         resource = entry.get("resource") if isinstance(entry, dict) else None
-        if resource is None and isinstance(entry, dict):
+        if resource is None and responses and isinstance(entry, dict):
             kept.append(entry)  # a batch response entry without a resource (status only)
             continue
         found = resources_of(resource)
@@ -136,6 +142,17 @@ def _bundle(ctx: RequestContext, bundle: dict[str, Any]) -> Screened:
     if not kept:
         out.pop("entry")
     return Screened(out, changed=True, resources=passed)
+
+
+def _is_manifest(ctx: RequestContext, body: Any) -> bool:
+    """A bulk-export status answer's manifest: JSON that is not a resource."""
+    fhir = ctx.fhir
+    return (
+        fhir is not None
+        and fhir.operation == "$export-poll-status"
+        and isinstance(body, dict)
+        and "resourceType" not in body
+    )
 
 
 def _refused_entry(ctx: RequestContext, denial: Denial) -> dict[str, Any]:

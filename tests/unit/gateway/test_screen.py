@@ -184,3 +184,19 @@ def test_what_is_not_a_resource_is_refused_by_every_check() -> None:
             ctx, {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": junk}]}
         )
         assert isinstance(screened, Screened) and screened.body.get("entry") is None
+
+
+def test_a_deletion_in_a_history_cannot_be_checked_and_is_withheld() -> None:
+    ctx = checked("GET", f"Patient/{P}/_history")
+    deleted = {"fullUrl": f"Patient/{FOREIGN}", "request": {"method": "DELETE"}}
+    history = {"resourceType": "Bundle", "type": "history", "entry": [deleted]}
+    screened = screen(ctx, history)
+    assert isinstance(screened, Screened) and FOREIGN not in out(screened)
+
+
+def test_an_export_manifest_goes_out_and_other_non_resources_do_not() -> None:
+    manifest = {"transactionTime": "2026-12-01T00:00:00Z", "output": [{"url": "x/Binary/1"}]}
+    ctx = request("GET", "$export-poll-status", "_jobId=1")  # past the stages (backend token)
+    ctx.resource_checks.append(("C10", lambda _r: Denial(403, "no", "C10")))
+    assert isinstance(screen(ctx, manifest), Screened)
+    assert isinstance(screen(checked("GET", f"Patient/{P}"), manifest), Denial)
