@@ -164,7 +164,9 @@ class ReadableType:
     def _one(self, rtype: str | None, resource: dict[str, Any]) -> Denial | None:
         if rtype in _ENVELOPES:
             return None
-        decision = self.scopes.read_decision(rtype or "?")
+        if rtype is None:  # not a FHIR resource: no scope covers it, a wildcard neither
+            return forbidden("something that is not a FHIR resource was returned", "C05")
+        decision = self.scopes.read_decision(rtype)
         if decision.allowed and not decision.conditional:
             return None
         options = decision.result_filter_any or (decision.needs_result_filter,)

@@ -200,3 +200,11 @@ def test_an_export_manifest_goes_out_and_other_non_resources_do_not() -> None:
     ctx.resource_checks.append(("C10", lambda _r: Denial(403, "no", "C10")))
     assert isinstance(screen(ctx, manifest), Screened)
     assert isinstance(screen(checked("GET", f"Patient/{P}"), manifest), Denial)
+
+
+def test_json_that_is_not_a_resource_passes_no_scope_not_even_a_wildcard() -> None:
+    ctx = request("GET", "$graphql", "query=x")
+    ctx.token = replace(ctx.token, scopes=parse_scopes("system/*.read"))  # type: ignore[arg-type]
+    ctx.client_class = "backend-analytics"
+    asyncio.run(ScopesStage(ClientPolicy(operational_classes=[])).covered(ctx))
+    assert isinstance(screen(ctx, {"data": {"PatientList": [{"id": FOREIGN}]}}), Denial)
