@@ -345,6 +345,18 @@ def references_patient(
     return False
 
 
+_NAMED: Final = re.compile(rb"Patient/([A-Za-z0-9\-.]{1,64})")
+
+
+def patients_named(raw: bytes) -> frozenset[str] | None:
+    """Every patient id that any `Patient/<id>` in a JSON text names: a superset of the patients
+    the references of every resource in it point at, found without parsing. None when the text
+    has escapes (`\\u`, `\\/`) that could spell a reference the scan would not see."""
+    if b"\\u" in raw or b"\\/" in raw:
+        return None
+    return frozenset(m.decode("ascii") for m in set(_NAMED.findall(raw)))
+
+
 def referenced_patient_ids(resource: Mapping[str, Any]) -> frozenset[str]:
     """Ids of every patient that any reference anywhere in `resource` points at (not only the
     compartment's elements: for resources outside the compartment, which must name no other

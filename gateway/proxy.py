@@ -370,7 +370,7 @@ class Upstream:
             return withheld(ctx, status, "JSON that cannot be parsed")
         resources: list[Returned] = []
         if status < 300 or not _is_outcome(body):
-            screened = screen(ctx, body)
+            screened = screen(ctx, body, raw)
             if isinstance(screened, Denial):
                 ctx.status = screened.status
                 return denial_response(screened)

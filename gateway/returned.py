@@ -21,10 +21,13 @@ __all__ = ["Returned", "refusal"]
 class Returned:
     """A returned resource (`resource`, the parsed JSON) and what is read from it, cached."""
 
-    __slots__ = ("_compartment", "_referenced", "resource", "resource_type")
+    __slots__ = ("_compartment", "_referenced", "named", "resource", "resource_type")
 
-    def __init__(self, resource: dict[str, Any]) -> None:
+    def __init__(self, resource: dict[str, Any], named: frozenset[str] | None = None) -> None:
         self.resource = resource
+        # a superset of the patients its references name, when the answer's text was scanned
+        # (`gateway/compartment.py:patients_named`); None: not known
+        self.named = named
         rtype = resource.get("resourceType")
         self.resource_type: str | None = rtype if isinstance(rtype, str) else None
         self._compartment: frozenset[str] | None = None
@@ -43,6 +46,14 @@ class Returned:
         if self._referenced is None:
             self._referenced = referenced_patient_ids(self.resource)
         return self._referenced
+
+    def other_patients(self, patient: str) -> frozenset[str]:
+        """The patients other than `patient` that a reference in the resource points at. When
+        the whole answer names no other patient, no resource of it can: nothing is walked."""
+        named = self.named
+        if named is not None and named <= {patient}:
+            return frozenset()
+        return self.referenced_patients - {patient}
 
     def __repr__(self) -> str:
         return f"Returned({self.resource_type}/{self.resource.get('id')})"

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from gateway.classify import Interaction
+from gateway.compartment import patients_named
 from gateway.context import Finding, RequestContext
 from gateway.denial import Denial, forbidden
 from gateway.ndjson import is_ndjson, ndjson_resources
@@ -77,13 +78,15 @@ def _not_found(ctx: RequestContext) -> str:
     return f"{what} is not known to this token (it does not exist, or this token may not see it)"
 
 
-def screen(ctx: RequestContext, body: Any) -> Screened | Denial:
-    """Apply the request's response checks to a parsed 2xx answer."""
+def screen(ctx: RequestContext, body: Any, raw: bytes | None = None) -> Screened | Denial:
+    """Apply the request's response checks to a parsed answer (`raw`: the text it was parsed
+    from, scanned once for the patients it names, which spares walking each resource)."""
+    named = patients_named(raw) if raw is not None else None
     if isinstance(body, dict) and body.get("resourceType") == "Bundle":
-        return _bundle(ctx, body)
+        return _bundle(ctx, body, named)
     if _is_manifest(ctx, body):
         return Screened(body)  # links to the job's files, each checked when it is read
-    found = resources_of(body)
+    found = resources_of(body, named)
     for returned in found:
         denial = refusal(ctx.resource_checks, returned)
         if denial is not None:
@@ -96,7 +99,7 @@ def screen(ctx: RequestContext, body: Any) -> Screened | Denial:
     return Screened(body, resources=found)
 
 
-def _bundle(ctx: RequestContext, bundle: dict[str, Any]) -> Screened:
+def _bundle(ctx: RequestContext, bundle: dict[str, Any], named: frozenset[str] | None) -> Screened:
     entries = bundle.get("entry")
     if not isinstance(entries, list):
         return Screened(bundle)
@@ -111,7 +114,7 @@ def _bundle(ctx: RequestContext, bundle: dict[str, Any]) -> Screened:
         if resource is None and responses and isinstance(entry, dict):
             kept.append(entry)  # a batch response entry without a resource (status only)
             continue
-        found = resources_of(resource)
+        found = resources_of(resource, named)
         denial = next((d for r in found if (d := refusal(ctx.resource_checks, r))), None)
         if denial is None:
             kept.append(entry)
@@ -178,17 +181,17 @@ def _monitor(ctx: RequestContext, resources: list[Returned]) -> None:
             return
 
 
-def resources_of(value: Any) -> list[Returned]:
+def resources_of(value: Any, named: frozenset[str] | None = None) -> list[Returned]:
     """The resources one answer (or one entry of it) holds, each read once for every check and
     the audit: a resource; a Bundle's entries, nested Bundles included; the resources a
     `Parameters` carries; the lines of an export file read as a `Binary`. What is not a resource
     (no `resourceType`) is returned as one anyway, so that every check refuses it."""
     found: list[Returned] = []
-    _collect(value, found)
+    _collect(value, found, named)
     return found
 
 
-def _collect(value: Any, found: list[Returned]) -> None:
+def _collect(value: Any, found: list[Returned], named: frozenset[str] | None) -> None:
     if not isinstance(value, dict):
         found.append(Returned({}))
         return
@@ -198,27 +201,27 @@ def _collect(value: Any, found: list[Returned]) -> None:
         inner = [e.get("resource") for e in entries if isinstance(e, dict)] if entries else []
         inner = [r for r in inner if r is not None]
         for resource in inner:
-            _collect(resource, found)
+            _collect(resource, found, named)
         if not inner:
-            found.append(Returned(value))
+            found.append(Returned(value, named))
     elif rtype == "Binary":
-        found.extend(binary_resources(value))
+        found.extend(binary_resources(value))  # base64: what it names is not in the text
     elif rtype == "Parameters":
-        found.append(Returned(value))
-        _parameters(value.get("parameter"), found)
+        found.append(Returned(value, named))
+        _parameters(value.get("parameter"), found, named)
     else:
-        found.append(Returned(value))
+        found.append(Returned(value, named))
 
 
-def _parameters(parameters: Any, found: list[Returned]) -> None:
+def _parameters(parameters: Any, found: list[Returned], named: frozenset[str] | None) -> None:
     if not isinstance(parameters, list):
         return
     for parameter in parameters:
         if not isinstance(parameter, dict):
             continue
         if "resource" in parameter:
-            _collect(parameter["resource"], found)
-        _parameters(parameter.get("part"), found)
+            _collect(parameter["resource"], found, named)
+        _parameters(parameter.get("part"), found, named)
 
 
 def binary_resources(binary: dict[str, Any]) -> list[Returned]:

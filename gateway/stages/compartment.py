@@ -547,7 +547,7 @@ class InCompartment:
         # in the compartment or reference data: it must name no other patient anywhere (a
         # Group's members, a List's items, another patient as performer or link), and carry
         # no Patient of its own (a contained one is someone the references cannot name)
-        foreign = returned.referenced_patients - {patient}
+        foreign = returned.other_patients(patient)
         if foreign:
             return forbidden(
                 f"{self._prefix} {rtype}/{rid}, which refers to patient {min(foreign)}", C08

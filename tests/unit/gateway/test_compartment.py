@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -19,6 +20,8 @@ from gateway.compartment import (
     patient_element_paths,
     patient_id_from_reference,
     patient_search_params,
+    patients_named,
+    referenced_patient_ids,
     references_patient,
 )
 
@@ -343,3 +346,35 @@ def test_every_first_path_holding_the_patient_is_found(rtype: str, pid: str) -> 
     resource = {"resourceType": rtype, **node}
     assert references_patient(resource, pid)
     assert not references_patient(resource, pid + "x")
+
+
+# -- the answer-wide scan of the patients a text names -------------------------------------------
+
+_REFS = st.sampled_from(
+    [
+        *("Patient/p1", "Patient/p-2", "http://x/fhir/Patient/p3", "Patient/p4/_history/2"),
+        *("#c1", "Group/g1", "Practitioner/d1", "urn:uuid:1", "Patient?identifier=x"),
+        "Patient/\u00e9",
+    ]
+)
+_NODES = st.recursive(
+    st.fixed_dictionaries({"reference": _REFS}) | st.text(max_size=12),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.sampled_from(["subject", "member", "entity", "x"]), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+
+
+@given(_NODES)
+def test_the_scan_names_every_patient_a_reference_points_at(node: object) -> None:
+    resource = {"resourceType": "Group", "id": "g", "x": node}
+    named = patients_named(orjson.dumps(resource))
+    assert named is None or referenced_patient_ids(resource) <= named
+
+
+def test_the_scan_gives_up_on_escapes_it_cannot_read() -> None:
+    assert patients_named(b'{"reference": "Patient\\/p9"}') is None
+    assert patients_named(b'{"reference": "\\u0050atient/p9"}') is None
+    assert patients_named(b'{"reference": "Patient/p9"}') == {"p9"}
