@@ -260,10 +260,9 @@ def create_app(
                 return JSONResponse(await smart.document())
             except Denial as denial:
                 return denial_response(denial)
-        if ctx.fhir.is_metadata:
-            if capabilities is not None:  # per client with a token; else the public one
-                return await capabilities.respond(ctx, Request(scope, receive))
-            return await upstream.forward(scope, receive, head, ctx)
+        if ctx.fhir.is_metadata:  # per client with a token; else the public one
+            assert capabilities is not None  # built with the pipeline
+            return await capabilities.respond(ctx, Request(scope, receive))
         denial = await pipeline.run(ctx)
         if denial is not None:
             return denial_response(denial)
