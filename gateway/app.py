@@ -58,6 +58,7 @@ from gateway.stages.token import TOKEN, TokenStage
 from gateway.tokens import TokenVerifier
 
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
+_READS_BY_ID = frozenset({Interaction.READ, Interaction.VREAD})
 _METHODS = frozenset(METHODS)
 
 
@@ -116,10 +117,7 @@ def compartment_as_search(ctx: RequestContext) -> None:
 
 def _reads_binary(fhir: FhirRequest) -> bool:
     """A read of a Binary: maybe a bulk-export output file, which may be asked for as NDJSON."""
-    return fhir.resource_type == "Binary" and fhir.interaction in (
-        Interaction.READ,
-        Interaction.VREAD,
-    )
+    return fhir.resource_type == "Binary" and fhir.interaction in _READS_BY_ID
 
 
 def _needs_body(method: str) -> bool:
@@ -273,6 +271,9 @@ def create_app(
             return operation_outcome(406, str(exc))
         if any(name == "_format" for name, _ in ctx.params):
             ctx.upstream_params = without_format(ctx.params)  # HAPI is asked for JSON
+        if ("_summary", "text") in ctx.params and ctx.fhir.interaction in _READS_BY_ID:
+            ctx.upstream_params = tuple(p for p in ctx.params if p[0] != "_summary")
+            ctx.text_summary = True
         if ctx.fhir.interaction is Interaction.SEARCH_COMPARTMENT:
             compartment_as_search(ctx)
         return await upstream.checked(scope, receive, head, ctx, answer)

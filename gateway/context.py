@@ -47,6 +47,9 @@ class RequestContext:
     # The path below the FHIR base to send upstream instead of the client's (`Observation`
     # for a compartment search `Patient/P/Observation`, which HAPI does not serve as such).
     upstream_path: str | None = None
+    # `_summary=text` on a read: HAPI answers it as HTML whatever is asked, so the gateway asks
+    # for the whole resource, checks it, and cuts it down itself
+    text_summary: bool = False
     # Checks each resource in the response must pass (compartment, tenant, scope constraints).
     resource_checks: list[tuple[str, ResourceCheck]] = field(default_factory=list)
     # The same, from checks in monitor mode: a resource they would refuse is recorded, not kept

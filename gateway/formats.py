@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 from functools import lru_cache
-from typing import Final
+from typing import Any, Final
 
 from gateway.classify import Params
 
@@ -131,6 +131,23 @@ def _quality(parameters: str) -> float:
             except ValueError:
                 return 0.0
     return 1.0
+
+
+_SUBSETTED: Final = {
+    "system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue",
+    "code": "SUBSETTED",
+}
+
+
+def text_summary(resource: Any) -> Any:
+    """A checked resource as `_summary=text` gives it: its id, meta and narrative, marked
+    SUBSETTED (what HAPI answers, but as FHIR JSON or XML rather than HTML)."""
+    if not isinstance(resource, dict):
+        return resource
+    meta = resource.get("meta") if isinstance(resource.get("meta"), dict) else {}
+    tags = [t for t in meta.get("tag") or [] if isinstance(t, dict)]
+    kept = {k: resource[k] for k in ("resourceType", "id", "text") if k in resource}
+    return {**kept, "meta": {**meta, "tag": [*tags, _SUBSETTED]}}
 
 
 def without_format(params: Params) -> Params:

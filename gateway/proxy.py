@@ -22,7 +22,7 @@ from starlette.requests import ClientDisconnect
 from gateway.context import Finding, RequestContext
 from gateway.denial import Denial
 from gateway.fhir_xml import NotServable, to_xml
-from gateway.formats import Answer, Kind
+from gateway.formats import Answer, Kind, text_summary
 from gateway.ndjson import NdjsonChecker, is_ndjson
 from gateway.outcome import denial_response, operation_outcome
 from gateway.returned import Returned
@@ -376,6 +376,8 @@ class Upstream:
                 return denial_response(screened)
             if screened.changed:
                 body, raw = screened.body, b""
+            if ctx.text_summary:
+                body, raw = text_summary(body), b""
             resources = screened.resources
             ctx.result_count = _result_count(body)
         if status == 200 and head.not_modified(upstream.header(b"etag")):

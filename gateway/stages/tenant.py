@@ -221,6 +221,8 @@ class TenantStage(Stage):
                 ctx.upstream_params = narrowed
         if fhir.is_search and fhir.resource_type not in (None, "*"):
             ctx.upstream_params = (*ctx.params, tag)
+        elif fhir.interaction is Interaction.OPERATION and fhir.resource_id is not None:
+            await self.check_target(ctx, tenant)
         elif fhir.interaction in _CHANGES and fhir.resource_type is not None:
             if fhir.resource_id is None:  # conditional: match only this tenant's resources
                 ctx.upstream_params = (*ctx.params, tag)
@@ -231,6 +233,28 @@ class TenantStage(Stage):
                 check_stored(fhir, stored, tenant)
 
         ctx.resource_checks.append(("C10", SameTenant(tenant)))
+
+    async def check_target(self, ctx: RequestContext, tenant: str) -> None:
+        """An operation on an instance (`Patient/x/$meta`, `$everything`, `$validate`) acts on a
+        stored resource whose answer may not hold it (`$meta` answers its meta alone): the
+        instance must be this tenant's. Read first, as before a write; another tenant's is
+        answered as for an id that does not exist."""
+        fhir = ctx.fhir
+        assert fhir is not None and fhir.resource_type and fhir.resource_id
+        if self.current is None:
+            return
+        stored = await stored_version(ctx, self.current, fhir.resource_type, fhir.resource_id)
+        if stored is None:
+            return  # nothing stored: the server answers the operation as it does
+        owner = tenant_of(stored)
+        if owner == tenant or (owner is None and stored.get("resourceType") in _UNTENANTED):
+            return
+        raise Denial(
+            404,
+            f"{fhir.resource_type}/{fhir.resource_id} is not known to this token (it does not "
+            "exist, or belongs to another tenant)",
+            "C10",
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.fhir_xml import NotServable, to_xml
-from gateway.formats import Kind, NotAcceptable, negotiate, without_format
+from gateway.formats import Kind, NotAcceptable, negotiate, text_summary, without_format
 
 JSON, XML, NDJSON = Kind.JSON, Kind.XML, Kind.NDJSON
 
@@ -140,3 +140,10 @@ def test_a_bundle_is_written_as_fhir_xml() -> None:
 def test_what_the_serializer_cannot_write_is_not_served(resource: dict[str, object]) -> None:
     with pytest.raises(NotServable):
         to_xml(resource)
+
+
+def test_a_text_summary_keeps_id_meta_and_narrative_only() -> None:
+    summary = text_summary(PATIENT)
+    assert set(summary) == {"resourceType", "id", "meta", "text"}
+    assert summary["meta"]["tag"][-1]["code"] == "SUBSETTED"
+    assert summary["meta"]["tag"][0] == PATIENT["meta"]["tag"][0]  # the tenant tag stays

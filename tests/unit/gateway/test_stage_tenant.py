@@ -456,3 +456,16 @@ def test_an_export_without_types_or_with_its_own_filters_is_left_to_the_download
     ctx = bind(request("GET", "$export", query))
     assert ctx.upstream_params is None
     assert ("C10", SameTenant("a")) in ctx.resource_checks  # its files are checked line by line
+
+
+@pytest.mark.parametrize("op", ["$meta", "$everything", "$validate"])
+def test_an_operation_on_another_tenants_instance_is_not_found(op: str) -> None:
+    for rid in ("theirs", "nobodys"):
+        with pytest.raises(Denial) as caught:
+            bind(request("GET", f"Patient/{rid}/{op}"))
+        assert caught.value.status == 404 and caught.value.control == "C10"
+        assert caught.value.reason.startswith(f"Patient/{rid} is not known to this token")
+    store = Stored(*STORE.resources.values())
+    bind(request("GET", f"Patient/mine/{op}"), store)  # its own: passes, after one read
+    bind(request("GET", f"Patient/gone/{op}"), store)  # nothing stored: HAPI answers
+    assert store.reads == [("Patient", "mine"), ("Patient", "gone")]
