@@ -45,12 +45,7 @@ from tests.integration.bypass_corpus import (
 )
 from tests.integration.test_gateway import ME, OTHER, TENANT_B_PATIENT, gateway, token_for
 
-# Some entries fail against the gateway of today; the mark keeps `make test` green until the fix
-# lands (remove it then: every entry must hold).
-pytestmark = [
-    pytest.mark.anyio,
-    pytest.mark.xfail(reason="bypass corpus: gateway fix in progress", strict=False),
-]
+pytestmark = pytest.mark.anyio  # every entry must hold
 
 # the lab's fixtures, shared rather than copied: the seeded population, the gateway's
 # configuration with the lab's policy, the scheduling assistant's token
