@@ -300,8 +300,9 @@ async def test_c10_bulk_export_output_holds_only_the_tenants_data(
         bound = await _download(gw, await _export_files(gw, analytics), analytics)
         files = await _export_files(gw, analytics, **every_patient)
         filtered_lines = await _download(gw, files, analytics)
-        # the same file asked for as a Binary resource: refused whole, it cannot be filtered
-        refused(await gw.get(files[0], headers=analytics), 403, "C10")
+        # the same file asked for as a Binary resource: refused whole, it cannot be filtered;
+        # a read by id, so answered as for a file that does not exist
+        refused(await gw.get(files[0], headers=analytics), 404, "C10")
         kickoff = {**analytics, "Prefer": "respond-async"}
         for asked in ({"_type": "Patient,Observation"}, {}):
             refused(
@@ -360,8 +361,9 @@ async def test_c09_revoked_token(seeded: LabConfig, base_config: GatewayConfig) 
 async def test_c10_tenant_isolation(seeded: LabConfig, base_config: GatewayConfig) -> None:
     analytics = token_for(seeded, "population-analytics", "system/Patient.rs", user=None)
     async with gateway(seeded, base_config) as gw:
+        # another tenant's patient by id: answered as for an id that does not exist
         refused(
-            await gw.get(f"/fhir/Patient/{TENANT_B_PATIENT}", headers=bearer(analytics)), 403, "C10"
+            await gw.get(f"/fhir/Patient/{TENANT_B_PATIENT}", headers=bearer(analytics)), 404, "C10"
         )
         found = await gw.get("/fhir/Patient", params={"_count": "100"}, headers=bearer(analytics))
         ids = {e["resource"]["id"] for e in found.json().get("entry", [])}
@@ -915,7 +917,7 @@ async def test_c10_transaction_entries_are_stamped(
     # invisible to the other tenant: C05 and C08 off, so C10 alone stands in the way
     async with gateway(seeded, policy(base_config, C05="off", C08="off")) as gw:
         theirs = bearer(other_tenant)
-        refused(await gw.get(f"/fhir/{location}", headers=theirs), 403, "C10")
+        refused(await gw.get(f"/fhir/{location}", headers=theirs), 404, "C10")
         search = await gw.get(
             "/fhir/Appointment", params={"_id": location.split("/")[1]}, headers=theirs
         )
