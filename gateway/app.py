@@ -8,6 +8,7 @@ back, and hand the outcome to the audit sink. Refusals are OperationOutcomes
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
 from collections.abc import AsyncIterator
@@ -16,7 +17,7 @@ from typing import Any, Protocol
 
 import httpx
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.responses import Response as StarletteResponse
 from starlette.routing import Route
@@ -57,6 +58,7 @@ from gateway.stages.tenant import TenantStage
 from gateway.stages.token import TOKEN, TokenStage
 from gateway.tokens import TokenVerifier
 
+log = logging.getLogger("gateway")
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
 _READS_BY_ID = frozenset({Interaction.READ, Interaction.VREAD})
 _METHODS = frozenset(METHODS)
@@ -219,7 +221,15 @@ def create_app(
             bearer=_bearer(head.authorization),
             if_none_exist=head.if_none_exist,
         )
-        response = await _handle(scope, receive, head, ctx)
+        try:
+            response = await _handle(scope, receive, head, ctx)
+        except ClientDisconnect:
+            raise
+        except Exception:  # a defect of the gateway: nothing goes out but a refusal, audited
+            log.exception("request %s failed in the gateway", ctx.request_id)
+            reason = "the gateway failed on this request; nothing of an answer was sent"
+            ctx.findings.append(Finding(None, "deny", 500, reason))
+            response = operation_outcome(500, reason)
         ctx.status = response.status_code
         latency_ms = (time.perf_counter() - t0) * 1000  # until the answer is ready to go out
         try:

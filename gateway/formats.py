@@ -150,6 +150,27 @@ def text_summary(resource: Any) -> Any:
     return {**kept, "meta": {**meta, "tag": [*tags, _SUBSETTED]}}
 
 
+NDJSON_TYPES: Final = frozenset(
+    {b"application/fhir+ndjson", b"application/ndjson", b"application/x-ndjson"}
+)
+JSON_TYPES: Final = frozenset(
+    {b"application/fhir+json", b"application/json", b"application/json+fhir"}
+)
+
+
+def media_type(content_type: bytes | None) -> bytes:
+    """A Content-Type's media type, lower-cased, without its parameters."""
+    return content_type.split(b";", 1)[0].strip().lower() if content_type else b""
+
+
+def is_ndjson(content_type: bytes | None) -> bool:
+    return media_type(content_type) in NDJSON_TYPES
+
+
+def is_json(content_type: bytes | None) -> bool:
+    return media_type(content_type) in JSON_TYPES
+
+
 def without_format(params: Params) -> Params:
     """The parameters HAPI gets: no `_format` (it is always asked for JSON)."""
     return tuple((name, value) for name, value in params if name != "_format")

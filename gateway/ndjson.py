@@ -17,34 +17,12 @@ from __future__ import annotations
 import zlib
 from collections.abc import Iterable
 
-import orjson
-
 from gateway.context import Finding, RequestContext
-from gateway.returned import Returned, refusal
+from gateway.formats import is_ndjson
+from gateway.returned import refusal
+from gateway.screen import line_resources
 
-NDJSON_TYPES = frozenset(
-    {b"application/fhir+ndjson", b"application/ndjson", b"application/x-ndjson"}
-)
-
-
-def is_ndjson(content_type: bytes | None) -> bool:
-    if content_type is None:
-        return False
-    return content_type.split(b";", 1)[0].strip().lower() in NDJSON_TYPES
-
-
-def ndjson_resources(data: bytes) -> list[Returned]:
-    """The resources of an NDJSON document (a line that is not a JSON object: an empty one,
-    which every response check refuses)."""
-    return [_resource(line) for line in data.split(b"\n") if line.strip()]
-
-
-def _resource(line: bytes) -> Returned:
-    try:
-        value = orjson.loads(line)
-    except orjson.JSONDecodeError:
-        value = None
-    return Returned(value if isinstance(value, dict) else {})
+__all__ = ["NdjsonChecker", "is_ndjson"]
 
 
 class NdjsonChecker:
@@ -98,22 +76,23 @@ class NdjsonChecker:
             if not line.strip():
                 out.append(line)
                 continue
-            returned = _resource(line)
-            denial = refusal(ctx.resource_checks, returned)
+            found = line_resources(line)  # a line holding a Bundle: each of its resources
+            denial = next((d for r in found if (d := refusal(ctx.resource_checks, r))), None)
             if denial is not None:
                 self.withheld += 1
                 if self.first_refusal is None:
                     self.first_refusal = Finding(denial.control, "filter", 403, denial.reason)
                 continue
             if ctx.monitor_checks and not self._monitored:
-                watched = refusal(ctx.monitor_checks, returned)
+                watched = next((d for r in found if (d := refusal(ctx.monitor_checks, r))), None)
                 if watched is not None:
                     self._monitored = True
                     ctx.findings.append(
                         Finding(watched.control, "monitor", watched.status, watched.reason)
                     )
             self.kept += 1
-            ctx.patients.update(returned.compartment_patients)
+            for returned in found:
+                ctx.patients.update(returned.compartment_patients)
             out.append(line)
         return b"".join(line + b"\n" for line in out)
 

@@ -30,12 +30,19 @@ def denial_response(denial: Denial) -> Response:
     """A refusal as a FHIR OperationOutcome; 401/403 carry RFC 6750 `WWW-Authenticate`."""
     headers = {}
     if denial.bearer_error:
-        reason = denial.reason.replace('"', "'")
+        reason = header_safe(denial.reason.replace('"', "'"))
         headers["WWW-Authenticate"] = (
             f'Bearer realm="fhir", error="{denial.bearer_error}", error_description="{reason}"'
         )
     prefix = f"[{denial.control}] " if denial.control else ""
     return operation_outcome(denial.status, prefix + denial.reason, headers)
+
+
+def header_safe(text: str, limit: int = 300) -> str:
+    """`text` as a header value may carry it: printable ASCII only (anything else escaped, so a
+    client's own characters in a refusal's reason can neither break the header nor add one)."""
+    out = "".join(c if " " <= c <= "~" else c.encode("unicode_escape").decode() for c in text)
+    return out if len(out) <= limit else out[: limit - 3] + "..."
 
 
 def operation_outcome(

@@ -8,11 +8,12 @@ gateway, never at HAPI itself. Credentials (`Authorization`, `Cookie`) stop at t
 
 from __future__ import annotations
 
+import re
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 from urllib.parse import quote, quote_plus, urlencode
 
 import httpx
@@ -22,11 +23,11 @@ from starlette.requests import ClientDisconnect
 from gateway.context import Finding, RequestContext
 from gateway.denial import Denial
 from gateway.fhir_xml import NotServable, to_xml
-from gateway.formats import Answer, Kind, text_summary
-from gateway.ndjson import NdjsonChecker, is_ndjson
+from gateway.formats import Answer, Kind, is_json, is_ndjson, text_summary
+from gateway.ndjson import NdjsonChecker
 from gateway.outcome import denial_response, operation_outcome
 from gateway.returned import Returned
-from gateway.screen import screen
+from gateway.screen import redact_outcomes, screen
 from gateway.settings import GatewaySettings
 from gateway.upstream_client import Body, Headers, UpstreamClient, UpstreamError, UpstreamTimeout
 from gateway.upstream_httpx import HttpxUpstreamClient
@@ -76,14 +77,23 @@ FORWARDED_WHEN_CHECKED = frozenset(
 )
 # The server the gateway runs in writes the answer's own `Date` (a field that must not repeat).
 _NOT_RELAYED = _HOP_BY_HOP | {b"date"}
-# A checked answer is re-written: its type, encoding and length are the gateway's.
-_NOT_RELAYED_CHECKED = _NOT_RELAYED | {
-    b"content-type",
-    b"content-encoding",
-    b"x-powered-by",
-    b"vary",
-}
 _NOT_MODIFIED_KEEPS = frozenset({b"etag", b"last-modified", b"cache-control", b"x-request-id"})
+# What a checked answer keeps of the upstream's headers (its type, encoding and length are the
+# gateway's; whatever else a server sends is not known to be harmless, so it stays behind).
+RELAYED_WHEN_CHECKED = frozenset(
+    {
+        b"etag",
+        b"last-modified",
+        b"location",
+        b"content-location",
+        b"x-request-id",
+        b"retry-after",
+        b"x-progress",
+        b"cache-control",
+        b"expires",
+    }
+)
+_LOCATIONS = frozenset({b"location", b"content-location"})
 _JSON_MEDIA = b"application/fhir+json;charset=utf-8"
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _FORM = (b"content-type", b"application/x-www-form-urlencoded")
@@ -343,16 +353,17 @@ class Upstream:
             return operation_outcome(502, f"the FHIR server is unreachable ({exc.kind})")
         status = upstream.status
         ctx.status = status
-        relayed = [(k, v) for k, v in upstream.headers if k not in _NOT_RELAYED_CHECKED]
         content_type = upstream.header(b"content-type")
         if answer.kind is Kind.NDJSON and status < 300 and is_ndjson(content_type):
-            return await self._checked_lines(upstream, status, relayed, ctx)
+            return await self._checked_lines(upstream, status, relayed(ctx, upstream, ()), ctx)
         try:
             raw = await upstream.read()
         except UpstreamTimeout:
             return operation_outcome(504, "the FHIR server did not answer in time")
         except UpstreamError as exc:
             return operation_outcome(502, f"the FHIR server broke off ({exc.kind})")
+        if status >= 500 or 300 <= status < 400 or status < 200:
+            return withheld(ctx, status, "an answer the gateway did not ask for or cannot use")
         encoding = upstream.header(b"content-encoding")
         if encoding is not None and raw:
             decoded = _decode(raw, encoding)
@@ -360,17 +371,19 @@ class Upstream:
                 return withheld(ctx, status, f"a {encoding.decode('latin-1')} body")
             raw = decoded
         if not raw.strip():  # no body (a minimal write answer, a delete)
-            return Forwarded(status, relayed, b"")
-        if not _is_json(content_type):
+            return Forwarded(status, relayed(ctx, upstream, ()), b"")
+        if not is_json(content_type):
             what = (content_type or b"no content type").decode("latin-1")[:80]
             return withheld(ctx, status, f"an answer of {what}")
         try:
             body = orjson.loads(raw)
         except orjson.JSONDecodeError:
             return withheld(ctx, status, "JSON that cannot be parsed")
+        if redact_outcomes(ctx, body, b'"OperationOutcome"' in raw):
+            raw = b""  # the server's own texts name no id the client did not
         resources: list[Returned] = []
         if status < 300 or not _is_outcome(body):
-            screened = screen(ctx, body, raw)
+            screened = screen(ctx, body, raw or None)
             if isinstance(screened, Denial):
                 ctx.status = screened.status
                 return denial_response(screened)
@@ -380,8 +393,9 @@ class Upstream:
                 body, raw = text_summary(body), b""
             resources = screened.resources
             ctx.result_count = _result_count(body)
+        headers = relayed(ctx, upstream, resources)
         if status == 200 and head.not_modified(upstream.header(b"etag")):
-            forwarded = Forwarded(304, [h for h in relayed if h[0] in _NOT_MODIFIED_KEEPS], b"")
+            forwarded = Forwarded(304, [h for h in headers if h[0] in _NOT_MODIFIED_KEEPS], b"")
             forwarded.resources = resources
             return forwarded
         if answer.kind is Kind.XML:
@@ -393,8 +407,8 @@ class Upstream:
         elif not raw:
             raw = orjson.dumps(body)
         media = answer.media_type if answer.kind is not Kind.NDJSON else _JSON_MEDIA
-        relayed.append((b"content-type", media))
-        forwarded = Forwarded(status, relayed, b"" if scope["method"] == "HEAD" else raw)
+        headers.append((b"content-type", media))
+        forwarded = Forwarded(status, headers, b"" if scope["method"] == "HEAD" else raw)
         forwarded.resources = resources
         return forwarded
 
@@ -422,14 +436,52 @@ class Upstream:
 def withheld(ctx: RequestContext, status: int, what: str) -> Response:
     """An answer the gateway cannot read, so cannot check: nothing of it goes out. A refusal
     keeps its status (its text is withheld); anything else is the upstream's failure (502)."""
-    if status >= 400:
+    if 400 <= status < 500:
         reason = f"the FHIR server answered HTTP {status} with {what}; its text is withheld"
     else:
+        reason = f"the FHIR server answered HTTP {status} with {what}; withheld"
         status = 502
-        reason = f"the FHIR server answered {what}, which the gateway cannot check; withheld"
     ctx.findings.append(Finding(None, "deny", status, reason))
     ctx.status = status
     return operation_outcome(status, reason)
+
+
+def relayed(ctx: RequestContext, upstream: UpstreamResponse, sent: Iterable[Returned]) -> Headers:
+    """The upstream headers a checked answer keeps: those `RELAYED_WHEN_CHECKED` names, and a
+    `Location` / `Content-Location` only where it points at what the client may know of (its
+    own write, its export job, the resource it asked for, a resource that went out)."""
+    kept: Headers = []
+    for name, value in upstream.headers:
+        if name not in RELAYED_WHEN_CHECKED:
+            continue
+        if name in _LOCATIONS and not _may_point_at(ctx, value, sent):
+            continue
+        kept.append((name, value))
+    return kept
+
+
+def _may_point_at(ctx: RequestContext, location: bytes, sent: Iterable[Returned]) -> bool:
+    fhir = ctx.fhir
+    if fhir is None or not 200 <= ctx.status < 300:
+        return False  # a refusal or an error points at nothing the client may follow
+    path = location.decode("latin-1").split("?", 1)[0].rsplit("/_history/", 1)[0]
+    path = path if path.startswith("/") else "/" + path
+    if fhir.operation == "$export":
+        return path.endswith("/$export-poll-status")  # where its own job is polled
+    rtype, rid = fhir.resource_type, fhir.resource_id
+    if fhir.is_write and rtype:  # where its own write landed
+        if rid:
+            return path.endswith(f"/{rtype}/{rid}")
+        return _LANDED.search(path) is not None and path.rsplit("/", 2)[-2] == rtype
+    if rtype and rid and path.endswith(f"/{rtype}/{rid}"):
+        return True  # the resource it asked for
+    return any(
+        r.resource_type and path.endswith(f"/{r.resource_type}/{r.resource.get('id')}")
+        for r in sent
+    )
+
+
+_LANDED: Final = re.compile(r"/[A-Z][A-Za-z]+/[A-Za-z0-9\-.]{1,64}$")
 
 
 def _is_outcome(body: Any) -> bool:
@@ -502,10 +554,3 @@ def _decode(raw: bytes, encoding: bytes) -> bytes | None:
 
 def _is_post_search(ctx: RequestContext) -> bool:
     return ctx.method == "POST" and ctx.raw_path.rstrip("/").endswith("/_search")
-
-
-def _is_json(content_type: bytes | None) -> bool:
-    if content_type is None:
-        return False
-    kind = content_type.split(b";", 1)[0].strip().lower()
-    return kind in (b"application/fhir+json", b"application/json")

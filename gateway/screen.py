@@ -25,20 +25,25 @@ part of the resource that contains them.
 from __future__ import annotations
 
 import base64
+import re
 from dataclasses import dataclass, field
 from typing import Any, Final
+from urllib.parse import unquote_plus
+
+import orjson
 
 from gateway.classify import Interaction
 from gateway.compartment import patients_named
 from gateway.context import Finding, RequestContext
 from gateway.denial import Denial, forbidden
-from gateway.ndjson import is_ndjson, ndjson_resources
+from gateway.formats import is_json, is_ndjson, media_type
 from gateway.returned import Returned, refusal
 
 __all__ = ["Screened", "resources_of", "screen"]
 
 _RESPONSES: Final = frozenset({"batch-response", "transaction-response"})
 _BY_ID: Final = frozenset({Interaction.READ, Interaction.VREAD})
+_NOT_DATA: Final = frozenset({"OperationOutcome", "Parameters", "CapabilityStatement"})
 # what each control's refusal means, for the client's message (the audit keeps the detail)
 _WHY: Final = {
     "C05": "no granted scope covers it",
@@ -147,6 +152,77 @@ def _bundle(ctx: RequestContext, bundle: dict[str, Any], named: frozenset[str] |
     return Screened(out, changed=True, resources=passed)
 
 
+_NAMED_RESOURCE: Final = re.compile(r"\b([A-Z][A-Za-z]{1,63})/([A-Za-z0-9\-.]{1,64})")
+_TOKEN: Final = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+
+
+def redact_outcomes(ctx: RequestContext, body: Any, has_outcome: bool = True) -> bool:
+    """The server's OperationOutcomes (an error answer, a search's warnings, a batch entry's
+    outcome) with every `Type/id` whose id the request did not name written `Type/[withheld]`
+    (HAPI's texts name resources: a conflict's first referencing resource, a missing one).
+    In place; True if anything was changed. `has_outcome`: False when the answer's text names
+    no OperationOutcome (nothing to walk)."""
+    outcomes = _outcomes(body) if has_outcome else []
+    if not outcomes:
+        return False
+    asked = _asked_tokens(ctx)
+    changed = False
+
+    def withhold(text: str) -> str:
+        nonlocal changed
+
+        def sub(match: re.Match[str]) -> str:
+            nonlocal changed
+            if match.group(2) in asked:
+                return match.group(0)
+            changed = True
+            return f"{match.group(1)}/[withheld]"
+
+        return _NAMED_RESOURCE.sub(sub, text)
+
+    for outcome in outcomes:
+        text = outcome.get("text")
+        if isinstance(text, dict) and isinstance(text.get("div"), str):
+            text["div"] = withhold(text["div"])
+        for issue in outcome.get("issue") or []:
+            if not isinstance(issue, dict):
+                continue
+            if isinstance(issue.get("diagnostics"), str):
+                issue["diagnostics"] = withhold(issue["diagnostics"])
+            details = issue.get("details")
+            if isinstance(details, dict) and isinstance(details.get("text"), str):
+                details["text"] = withhold(details["text"])
+            for key in ("expression", "location"):
+                values = issue.get(key)
+                if isinstance(values, list):
+                    issue[key] = [withhold(v) if isinstance(v, str) else v for v in values]
+    return changed
+
+
+def _outcomes(body: Any) -> list[dict[str, Any]]:
+    """Every OperationOutcome in an answer, however deep (a batch entry's outcome, a search's
+    warnings, one inside a nested Bundle or a Parameters)."""
+    found: list[dict[str, Any]] = []
+    stack = [body]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if node.get("resourceType") == "OperationOutcome":
+                found.append(node)
+            stack.extend(v for v in node.values() if isinstance(v, dict | list))
+        elif isinstance(node, list):
+            stack.extend(v for v in node if isinstance(v, dict | list))
+    return found
+
+
+def _asked_tokens(ctx: RequestContext) -> frozenset[str]:
+    """Every id-like word of the request: its path, query (decoded) and body."""
+    text = f"{ctx.raw_path} {unquote_plus(ctx.raw_query)}"
+    if ctx.body:
+        text += " " + ctx.body[:1_000_000].decode("utf-8", "replace")
+    return frozenset(_TOKEN.findall(text))
+
+
 def _is_manifest(ctx: RequestContext, body: Any) -> bool:
     """A bulk-export status answer's manifest: JSON that is not a resource."""
     fhir = ctx.fhir
@@ -225,15 +301,46 @@ def _parameters(parameters: Any, found: list[Returned], named: frozenset[str] | 
 
 
 def binary_resources(binary: dict[str, Any]) -> list[Returned]:
-    """A Binary whose content is NDJSON (an export file asked for as FHIR JSON) stands for the
-    resources it holds, so the checks see them; any other Binary for itself."""
+    """A Binary whose content is FHIR (an export file's NDJSON, a resource as JSON) stands for
+    the resources it holds, so the checks see them; content the gateway cannot read as FHIR
+    (FHIR XML, or what does not parse) cannot be checked and stands as nothing any check
+    passes; any other content (a PDF, an image) is judged as the Binary itself (its tenant tag;
+    C08 keeps patient-context tokens off Binary)."""
     content_type = binary.get("contentType")
     data = binary.get("data")
-    if not (isinstance(content_type, str) and is_ndjson(content_type.encode("latin-1"))):
+    if not isinstance(data, str) or not isinstance(content_type, str):
         return [Returned(binary)]
-    if not isinstance(data, str):
-        return []
+    kind = content_type.encode("latin-1", "replace")
+    fhir_xml = b"xml" in media_type(kind) and b"fhir" in media_type(kind)
+    if not (is_ndjson(kind) or is_json(kind) or fhir_xml):
+        return [Returned(binary)]
     try:
-        return ndjson_resources(base64.b64decode(data, validate=True))
+        content = base64.b64decode(data, validate=True)
     except ValueError:
         return [Returned({})]  # cannot be read, so cannot be checked: every check refuses it
+    if is_ndjson(kind):
+        return ndjson_resources(content)
+    if fhir_xml:
+        return [Returned({})]
+    return line_resources(content)
+
+
+def ndjson_resources(data: bytes) -> list[Returned]:
+    """The resources of an NDJSON document, line by line (`line_resources`)."""
+    found: list[Returned] = []
+    for line in data.split(b"\n"):
+        if line.strip():
+            found.extend(line_resources(line))
+    return found
+
+
+def line_resources(text: bytes) -> list[Returned]:
+    """The resources of one JSON text of stored content (an export file's line, a Binary's
+    data): a resource, a Bundle's entries, ... (`resources_of`). What does not parse stands as
+    nothing any check passes, and so does an OperationOutcome or Parameters in it: there they
+    are not the server's word about the exchange but data in free text that no check reads."""
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return [Returned({})]
+    return [Returned({}) if r.resource_type in _NOT_DATA else r for r in resources_of(value)]

@@ -41,6 +41,10 @@ TENANT_TAG_SYSTEM = "https://fhirlab.dev/tenant"
 _UNTENANTED = frozenset(
     {"CapabilityStatement", "OperationOutcome", "Bundle", "Parameters", "Binary"}
 )
+# ... of which a returned one may carry no tag: a Binary returned as itself is content no check
+# can read (an attachment), so it must carry the tenant's tag (one the gateway stamped when it
+# was written); a Binary holding FHIR (an export file) is checked as what it holds instead.
+_UNTAGGED_ANSWERS = _UNTENANTED - {"Binary"}
 
 
 _WRITES = frozenset({Interaction.CREATE, Interaction.UPDATE})
@@ -266,7 +270,7 @@ class SameTenant:
 
     def __call__(self, returned: Returned) -> Denial | None:
         resource = returned.resource
-        if resource.get("resourceType") in _UNTENANTED:
+        if resource.get("resourceType") in _UNTAGGED_ANSWERS:
             return None
         owner = tenant_of(resource)
         if owner == self.tenant:

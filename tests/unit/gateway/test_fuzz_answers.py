@@ -39,8 +39,6 @@ from hypothesis import strategies as st
 
 from tests.unit.gateway.fuzz_harness import ME, Answer, Harness, Item, Request
 
-pytestmark = pytest.mark.xfail(reason="fuzz: gateway fix in progress", strict=False)
-
 MIN_REQUESTS = 100_000
 
 T = TypeVar("T")

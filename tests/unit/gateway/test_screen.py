@@ -15,7 +15,7 @@ from gateway.denial import Denial
 from gateway.pipeline import Pipeline
 from gateway.policy import ClientPolicy
 from gateway.scopes import parse_scopes
-from gateway.screen import Screened, resources_of, screen
+from gateway.screen import Screened, redact_outcomes, resources_of, screen
 from gateway.stages.compartment import CompartmentStage
 from gateway.stages.scopes import ScopesStage
 from gateway.stages.tenant import TENANT_TAG_SYSTEM, TenantStage
@@ -208,3 +208,52 @@ def test_json_that_is_not_a_resource_passes_no_scope_not_even_a_wildcard() -> No
     ctx.client_class = "backend-analytics"
     asyncio.run(ScopesStage(ClientPolicy(operational_classes=[])).covered(ctx))
     assert isinstance(screen(ctx, {"data": {"PatientList": [{"id": FOREIGN}]}}), Denial)
+
+
+def test_hapi_texts_name_no_resource_the_request_did_not_name() -> None:
+    ctx = request("DELETE", f"Patient/{P}")
+    outcome = {
+        "resourceType": "OperationOutcome",
+        "issue": [
+            {
+                "severity": "error",
+                "code": "processing",
+                "diagnostics": f"Unable to delete Patient/{P}: Observation/{FOREIGN} refers to it",
+                "expression": [f"Observation/{FOREIGN}.subject"],
+            }
+        ],
+    }
+    wrapped = {
+        "resourceType": "Bundle",
+        "type": "batch-response",
+        "entry": [{"response": {"status": "409", "outcome": json.loads(json.dumps(outcome))}}],
+    }
+    for body in (outcome, wrapped):
+        assert redact_outcomes(ctx, body)
+        text = json.dumps(body)
+        assert FOREIGN not in text and f"Patient/{P}" in text and "Observation/[withheld]" in text
+
+
+def test_a_binary_holding_a_fhir_resource_is_checked_as_that_resource() -> None:
+    foreign = json.dumps(tagged(pat(FOREIGN), "b")).encode()
+    binary = {
+        "resourceType": "Binary",
+        "contentType": "application/fhir+json",
+        "data": base64.b64encode(foreign).decode(),
+    }
+    (inner,) = resources_of(binary)
+    assert inner.resource["id"] == FOREIGN
+    outcome = {"resourceType": "OperationOutcome", "issue": [{"diagnostics": FOREIGN}]}
+    binary["data"] = base64.b64encode(json.dumps(outcome).encode()).decode()
+    (unreadable,) = resources_of(binary)  # stored free text, not the server's outcome
+    assert unreadable.resource == {}
+
+
+def test_a_batch_answer_is_checked_whatever_its_entries() -> None:
+    ctx = request("POST", "", body={"resourceType": "Bundle", "type": "batch", "entry": []})
+    policy = ClientPolicy(operational_classes=["operational-ai"], max_token_lifetime_s=900)
+    pipeline = Pipeline([ScopesStage(policy), CompartmentStage()], lambda _c: Mode.ENFORCE)
+    ctx.token = replace(ctx.token, scopes=parse_scopes(SCOPES))  # type: ignore[arg-type]
+    assert asyncio.run(pipeline.run(ctx)) is None
+    denial = screen(ctx, group(P, FOREIGN))
+    assert isinstance(denial, Denial) and denial.control == "C08" and FOREIGN not in denial.reason
