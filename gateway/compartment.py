@@ -345,16 +345,38 @@ def references_patient(
     return False
 
 
-_NAMED: Final = re.compile(rb"Patient/([A-Za-z0-9\-.]{1,64})")
+_ESCAPE: Final = re.compile(rb"\\[u/]")
 
 
-def patients_named(raw: bytes) -> frozenset[str] | None:
-    """Every patient id that any `Patient/<id>` in a JSON text names: a superset of the patients
-    the references of every resource in it point at, found without parsing. None when the text
-    has escapes (`\\u`, `\\/`) that could spell a reference the scan would not see."""
-    if b"\\u" in raw or b"\\/" in raw:
-        return None
-    return frozenset(m.decode("ascii") for m in set(_NAMED.findall(raw)))
+class AnswerText:
+    """The text of an answer, asked once per patient whether it names any other patient: when
+    every `Patient/` in it is followed by that patient's id and the end of a reference, no
+    resource of the answer can point at another patient, and none needs walking. Counting
+    occurrences is a few passes over the bytes; a text with escapes (`\\u`, `\\/`) that could
+    spell a reference the count would not see is never vouched for."""
+
+    __slots__ = ("_escaped", "_only", "raw")
+
+    def __init__(self, raw: bytes) -> None:
+        self.raw = raw
+        self._escaped = _ESCAPE.search(raw) is not None
+        self._only: dict[str, bool] = {}
+
+    def names_only(self, patient: str) -> bool:
+        found = self._only.get(patient)
+        if found is None:
+            found = self._only[patient] = self._count(patient)
+        return found
+
+    def _count(self, patient: str) -> bool:
+        if self._escaped:
+            return False
+        raw = self.raw
+        total = raw.count(b"Patient/")
+        if not total:
+            return True
+        mine = b"Patient/" + patient.encode("utf-8", "replace")
+        return total == raw.count(mine + b'"') + raw.count(mine + b"/")
 
 
 def referenced_patient_ids(resource: Mapping[str, Any]) -> frozenset[str]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from gateway.compartment import compartment_patient_ids, referenced_patient_ids
+from gateway.compartment import AnswerText, compartment_patient_ids, referenced_patient_ids
 from gateway.denial import Denial
 
 __all__ = ["Returned", "refusal"]
@@ -21,13 +21,11 @@ __all__ = ["Returned", "refusal"]
 class Returned:
     """A returned resource (`resource`, the parsed JSON) and what is read from it, cached."""
 
-    __slots__ = ("_compartment", "_referenced", "named", "resource", "resource_type")
+    __slots__ = ("_compartment", "_referenced", "resource", "resource_type", "text")
 
-    def __init__(self, resource: dict[str, Any], named: frozenset[str] | None = None) -> None:
+    def __init__(self, resource: dict[str, Any], text: AnswerText | None = None) -> None:
         self.resource = resource
-        # a superset of the patients its references name, when the answer's text was scanned
-        # (`gateway/compartment.py:patients_named`); None: not known
-        self.named = named
+        self.text = text  # the text of the answer it came in, when the gateway has it
         rtype = resource.get("resourceType")
         self.resource_type: str | None = rtype if isinstance(rtype, str) else None
         self._compartment: frozenset[str] | None = None
@@ -50,8 +48,7 @@ class Returned:
     def other_patients(self, patient: str) -> frozenset[str]:
         """The patients other than `patient` that a reference in the resource points at. When
         the whole answer names no other patient, no resource of it can: nothing is walked."""
-        named = self.named
-        if named is not None and named <= {patient}:
+        if self.text is not None and self.text.names_only(patient):
             return frozenset()
         return self.referenced_patients - {patient}
 

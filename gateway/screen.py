@@ -33,7 +33,7 @@ from urllib.parse import unquote_plus
 import orjson
 
 from gateway.classify import Interaction
-from gateway.compartment import patients_named
+from gateway.compartment import AnswerText
 from gateway.context import Finding, RequestContext
 from gateway.denial import Denial, forbidden
 from gateway.formats import is_json, is_ndjson, media_type
@@ -85,13 +85,13 @@ def _not_found(ctx: RequestContext) -> str:
 
 def screen(ctx: RequestContext, body: Any, raw: bytes | None = None) -> Screened | Denial:
     """Apply the request's response checks to a parsed answer (`raw`: the text it was parsed
-    from, scanned once for the patients it names, which spares walking each resource)."""
-    named = patients_named(raw) if raw is not None else None
+    from; when it names no other patient, no resource of it is walked for one: `AnswerText`)."""
+    text = AnswerText(raw) if raw is not None else None
     if isinstance(body, dict) and body.get("resourceType") == "Bundle":
-        return _bundle(ctx, body, named)
+        return _bundle(ctx, body, text)
     if _is_manifest(ctx, body):
         return Screened(body)  # links to the job's files, each checked when it is read
-    found = resources_of(body, named)
+    found = resources_of(body, text)
     for returned in found:
         denial = refusal(ctx.resource_checks, returned)
         if denial is not None:
@@ -104,7 +104,7 @@ def screen(ctx: RequestContext, body: Any, raw: bytes | None = None) -> Screened
     return Screened(body, resources=found)
 
 
-def _bundle(ctx: RequestContext, bundle: dict[str, Any], named: frozenset[str] | None) -> Screened:
+def _bundle(ctx: RequestContext, bundle: dict[str, Any], text: AnswerText | None) -> Screened:
     entries = bundle.get("entry")
     if not isinstance(entries, list):
         return Screened(bundle)
@@ -119,7 +119,7 @@ def _bundle(ctx: RequestContext, bundle: dict[str, Any], named: frozenset[str] |
         if resource is None and responses and isinstance(entry, dict):
             kept.append(entry)  # a batch response entry without a resource (status only)
             continue
-        found = resources_of(resource, named)
+        found = resources_of(resource, text)
         denial = next((d for r in found if (d := refusal(ctx.resource_checks, r))), None)
         if denial is None:
             kept.append(entry)
@@ -257,17 +257,17 @@ def _monitor(ctx: RequestContext, resources: list[Returned]) -> None:
             return
 
 
-def resources_of(value: Any, named: frozenset[str] | None = None) -> list[Returned]:
+def resources_of(value: Any, text: AnswerText | None = None) -> list[Returned]:
     """The resources one answer (or one entry of it) holds, each read once for every check and
     the audit: a resource; a Bundle's entries, nested Bundles included; the resources a
     `Parameters` carries; the lines of an export file read as a `Binary`. What is not a resource
     (no `resourceType`) is returned as one anyway, so that every check refuses it."""
     found: list[Returned] = []
-    _collect(value, found, named)
+    _collect(value, found, text)
     return found
 
 
-def _collect(value: Any, found: list[Returned], named: frozenset[str] | None) -> None:
+def _collect(value: Any, found: list[Returned], text: AnswerText | None) -> None:
     if not isinstance(value, dict):
         found.append(Returned({}))
         return
@@ -277,27 +277,27 @@ def _collect(value: Any, found: list[Returned], named: frozenset[str] | None) ->
         inner = [e.get("resource") for e in entries if isinstance(e, dict)] if entries else []
         inner = [r for r in inner if r is not None]
         for resource in inner:
-            _collect(resource, found, named)
+            _collect(resource, found, text)
         if not inner:
-            found.append(Returned(value, named))
+            found.append(Returned(value, text))
     elif rtype == "Binary":
         found.extend(binary_resources(value))  # base64: what it names is not in the text
     elif rtype == "Parameters":
-        found.append(Returned(value, named))
-        _parameters(value.get("parameter"), found, named)
+        found.append(Returned(value, text))
+        _parameters(value.get("parameter"), found, text)
     else:
-        found.append(Returned(value, named))
+        found.append(Returned(value, text))
 
 
-def _parameters(parameters: Any, found: list[Returned], named: frozenset[str] | None) -> None:
+def _parameters(parameters: Any, found: list[Returned], text: AnswerText | None) -> None:
     if not isinstance(parameters, list):
         return
     for parameter in parameters:
         if not isinstance(parameter, dict):
             continue
         if "resource" in parameter:
-            _collect(parameter["resource"], found, named)
-        _parameters(parameter.get("part"), found, named)
+            _collect(parameter["resource"], found, text)
+        _parameters(parameter.get("part"), found, text)
 
 
 def binary_resources(binary: dict[str, Any]) -> list[Returned]:
