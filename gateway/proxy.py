@@ -1,9 +1,16 @@
 """Forwarding to HAPI: pooled keep-alive connections (`gateway/upstream_client.py`), bodies
 streamed both ways, raw ASGI on the gateway's side.
 
-The gateway tells HAPI where clients really are (`X-Forwarded-Host`/`-Proto`; both serve FHIR at
-the same path), so the links HAPI writes (paging, bulk-export status and output) point at the
-gateway, never at HAPI itself. Credentials (`Authorization`, `Cookie`) stop at the gateway.
+The gateway tells HAPI where clients really are (`X-Forwarded-Host`/`-Proto`, its own, never a
+client's; both serve FHIR at the same path), so the links HAPI writes (paging, bulk-export status
+and output) point at the gateway, never at HAPI itself. Credentials (`Authorization`, `Cookie`)
+stop at the gateway.
+
+Two paths: `forward` relays (the pass-through proxy, no pipeline); `checked` is the one every
+request of the policy gateway takes: HAPI is asked for JSON, the answer is read whole and
+screened (`gateway/screen.py`), and only what passed goes out, in the format the client asked
+for (`gateway/formats.py`); what cannot be read is withheld (docs/gateway.md, "The rule for
+answers").
 """
 
 from __future__ import annotations
@@ -52,9 +59,6 @@ _HOP_BY_HOP = frozenset(
         b"content-length",
     }
 )
-# Credentials stop at the gateway: HAPI trusts the gateway, not the client's token. The proxy
-# sends request bodies at once, so an `Expect: 100-continue` is answered by the gateway alone.
-_NOT_FORWARDED = _HOP_BY_HOP | {b"authorization", b"cookie", b"expect"}
 # The gateway tells HAPI where clients are; what a client says of it is not passed on.
 _FORWARDING = frozenset(
     {
@@ -68,7 +72,9 @@ _FORWARDING = frozenset(
         b"x-real-ip",
     }
 )
-_NOT_FORWARDED = _NOT_FORWARDED | _FORWARDING
+# Credentials stop at the gateway: HAPI trusts the gateway, not the client's token. The proxy
+# sends request bodies at once, so an `Expect: 100-continue` is answered by the gateway alone.
+_NOT_FORWARDED = _HOP_BY_HOP | _FORWARDING | {b"authorization", b"cookie", b"expect"}
 # What a checked request takes to HAPI of the client's headers (everything else stops at the
 # gateway: format and encoding are the gateway's to ask for, conditional reads are answered by
 # the gateway after the checks, server-specific switches are not the client's to set).
