@@ -2,9 +2,10 @@
 where a search's next page is.
 
 A policy refusal is the gateway doing its job, not a failure of the run: a 401/403 carrying the
-gateway's `WWW-Authenticate: Bearer` challenge, or a 400/401/403/429 `OperationOutcome` whose
-diagnostics name the refusing control (`[C08] ...`). Failures are transport errors, 5xx and any
-other unexpected status.
+gateway's `WWW-Authenticate: Bearer` challenge, or a 400/401/403/404/406/429 `OperationOutcome`
+whose diagnostics name the refusing control (`[C08] ...`; a read by id of a resource the token
+may not see is answered 404, as for one that does not exist). Failures are transport errors, 5xx
+and any other unexpected status.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Final
 
 from simulator.replay.fhir import next_link, refusing_control
 
-REFUSAL_STATUSES: Final = frozenset({400, 401, 403, 429})
+REFUSAL_STATUSES: Final = frozenset({400, 401, 403, 404, 406, 429})
 CHALLENGE_STATUSES: Final = frozenset({401, 403})
 _NEXT: Final = re.compile(rb'"relation"\s*:\s*"next"\s*,\s*"url"\s*:\s*"([^"]+)"')
 

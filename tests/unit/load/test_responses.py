@@ -21,7 +21,7 @@ def test_success_statuses_are_ok(status: int) -> None:
     assert classify(status, b"{}") == (Outcome.OK, None)
 
 
-@pytest.mark.parametrize("status", [400, 401, 403, 429])
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 406, 429])
 def test_a_refusal_naming_its_control_is_denied(status: int) -> None:
     assert classify(status, outcome("[C08] not your patient")) == (Outcome.DENIED, "C08")
 
