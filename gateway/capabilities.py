@@ -41,7 +41,7 @@ from gateway.classify import Params
 from gateway.context import Finding, RequestContext
 from gateway.denial import Denial
 from gateway.fhir_xml import NotServable, to_xml
-from gateway.formats import Kind, NotAcceptable, negotiate, without_format
+from gateway.formats import Kind, NotAcceptable, negotiate
 from gateway.outcome import denial_response, operation_outcome
 from gateway.policy import OperationsPolicy
 from gateway.scopes import ScopeSet
@@ -262,7 +262,8 @@ class ClientCapabilities:
         except NotAcceptable as exc:
             ctx.findings.append(Finding(None, "deny", 406, str(exc)))
             return operation_outcome(406, str(exc))
-        asked = without_format(params)
+        # the statement is served whole: of its parameters only `mode` asks for another one
+        asked = tuple((name, value) for name, value in params if name == "mode")
         try:
             if ctx.bearer and self.per_client:
                 ctx.token = await self.verify(ctx.bearer)

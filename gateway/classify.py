@@ -44,6 +44,8 @@ COMPARTMENT_TYPES: Final[frozenset[str]] = frozenset(
     {"Patient", "Encounter", "RelatedPerson", "Practitioner", "Device"}
 )
 MAX_PARAMS: Final = 512
+# parameters HAPI reads as numbers (it fails with a 500 on other values)
+_COUNTS: Final = frozenset({"_count", "_getpagesoffset", "_offset"})
 _MAX_SEGMENTS: Final = 5
 # RFC 3986 request-target characters (printable ASCII, no space); anything else is refused.
 _URL_CHARS: Final = re.compile(r"[\x21-\x7e]*")
@@ -195,7 +197,10 @@ def parse_query(query: str, *, what: str = "query") -> Params:
         name = _decode(raw_name, "parameter name")
         if not name:
             raise ClassifyError(f"parameter with an empty name in {what}")
-        params.append((name, _decode(raw_value, "parameter value")))
+        value = _decode(raw_value, "parameter value")
+        if name in _COUNTS and not (value.isascii() and value.isdigit() and len(value) <= 9):
+            raise ClassifyError(f"{name} must be a whole number, not {_clip(value)}")
+        params.append((name, value))
     return tuple(params)
 
 

@@ -110,6 +110,8 @@ class Pipeline:
                 return _enforce(ctx, bad_request(f"entry {index}: {exc}"))
             if fhir.interaction is Interaction.BATCH:
                 return _enforce(ctx, bad_request(f"entry {index}: nested batch"))
+            if fhir.is_page:  # HAPI fails on it (500): pages are read one request at a time
+                return _enforce(ctx, bad_request(f"entry {index}: a search page is not an entry"))
             if_none_exist = request.get("ifNoneExist")
             child = RequestContext(
                 request_id=f"{ctx.request_id}.{index}",

@@ -37,14 +37,12 @@ from gateway.stages.compartment import patched_elements
 from gateway.stages.scopes import export_types
 
 TENANT_TAG_SYSTEM = "https://fhirlab.dev/tenant"
-# Resource types that are about the server, not tenant data.
-_UNTENANTED = frozenset(
-    {"CapabilityStatement", "OperationOutcome", "Bundle", "Parameters", "Binary"}
-)
-# ... of which a returned one may carry no tag: a Binary returned as itself is content no check
-# can read (an attachment), so it must carry the tenant's tag (one the gateway stamped when it
-# was written); a Binary holding FHIR (an export file) is checked as what it holds instead.
-_UNTAGGED_ANSWERS = _UNTENANTED - {"Binary"}
+# Resource types about the server, not tenant data: they may carry no tenant tag. A Binary is not
+# one of them: returned as itself it is content no check can read (an attachment), so it must
+# carry the tenant's tag (stamped by the gateway when it was written), and one without a tag
+# (an export file HAPI wrote) can be neither changed nor read as itself through the gateway; a
+# Binary holding FHIR is checked as the resources it holds instead.
+_MAY_BE_UNTAGGED = frozenset({"CapabilityStatement", "OperationOutcome", "Bundle", "Parameters"})
 
 
 _WRITES = frozenset({Interaction.CREATE, Interaction.UPDATE})
@@ -58,9 +56,15 @@ def stamp(body: bytes, tenant: str) -> bytes:
     try:
         resource = json.loads(body)
     except ValueError:
-        return body  # not JSON: HAPI answers the client's error itself
+        resource = None
     if not isinstance(resource, dict) or "resourceType" not in resource:
-        return body
+        # what cannot be tagged would be stored in no tenant (a raw Binary upload)
+        raise Denial(
+            400,
+            "the body is not a FHIR resource in JSON, so it cannot be tagged with tenant "
+            f"{tenant}; send it as application/fhir+json",
+            "C10",
+        )
     owner = tenant_of(resource)
     if owner == tenant:
         return body
@@ -163,7 +167,7 @@ def check_stored(fhir: FhirRequest, stored: dict[str, Any] | None, tenant: str) 
         return
     rtype = stored.get("resourceType")
     owner = tenant_of(stored)
-    if owner == tenant or (owner is None and rtype in _UNTENANTED):
+    if owner == tenant or (owner is None and rtype in _MAY_BE_UNTAGGED):
         return
     whose = f"tenant {owner}" if owner else "no tenant"
     raise forbidden(
@@ -251,7 +255,7 @@ class TenantStage(Stage):
         if stored is None:
             return  # nothing stored: the server answers the operation as it does
         owner = tenant_of(stored)
-        if owner == tenant or (owner is None and stored.get("resourceType") in _UNTENANTED):
+        if owner == tenant or (owner is None and stored.get("resourceType") in _MAY_BE_UNTAGGED):
             return
         raise Denial(
             404,
@@ -270,7 +274,7 @@ class SameTenant:
 
     def __call__(self, returned: Returned) -> Denial | None:
         resource = returned.resource
-        if resource.get("resourceType") in _UNTAGGED_ANSWERS:
+        if resource.get("resourceType") in _MAY_BE_UNTAGGED:
             return None
         owner = tenant_of(resource)
         if owner == self.tenant:

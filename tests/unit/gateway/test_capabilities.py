@@ -263,6 +263,15 @@ def test_formats_not_served_are_406(query: str, accept: str | None) -> None:
     assert response.status_code == 406 and not hapi.requests
 
 
+def test_the_statement_is_served_whole_whatever_its_shaping_parameters() -> None:
+    hapi = Hapi()
+    caps = capabilities(hapi)
+    for query in ("_summary=text", "_elements=rest", "_pretty=true"):
+        response = answer(caps, query=query)  # HAPI would answer `_summary=text` as HTML
+        assert response.status_code == 200 and json.loads(response.body)["rest"]
+    assert len(hapi.requests) == 1 and not hapi.requests[0].url.query  # the cached statement
+
+
 def test_other_parameters_are_asked_of_hapi_as_json_and_rewritten() -> None:
     hapi = Hapi()
     caps = capabilities(hapi)

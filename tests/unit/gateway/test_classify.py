@@ -458,3 +458,13 @@ def test_include_parser_raises_only_classify_error(value: str) -> None:
 def test_valid_reads_classify(rtype: str, rid: str) -> None:
     req = c("GET", f"/{rtype}/{rid}")
     assert (req.interaction, req.resource_type, req.resource_id) == (I.READ, rtype, rid)
+
+
+@pytest.mark.parametrize("name", ["_count", "_getpagesoffset", "_offset"])
+@pytest.mark.parametrize("value", ["abc", "-1", "1.5", "", "１", "9999999999"])
+def test_counts_must_be_whole_numbers(name: str, value: str) -> None:
+    # HAPI fails with a 500 on them (`$everything?_count=abc`): refused first, as a bad request
+    with pytest.raises(ClassifyError, match="must be a whole number") as caught:
+        classify("GET", "/fhir/Patient/p1/$everything", f"{name}={quote(value)}", "/fhir")
+    assert caught.value.status == 400
+    assert classify("GET", "/fhir/Patient", f"{name}=20", "/fhir").params == ((name, "20"),)

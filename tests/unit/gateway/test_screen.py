@@ -9,6 +9,8 @@ import json
 from dataclasses import replace
 from typing import Any
 
+import pytest
+
 from gateway.context import RequestContext
 from gateway.controls import Mode
 from gateway.denial import Denial
@@ -257,3 +259,17 @@ def test_a_batch_answer_is_checked_whatever_its_entries() -> None:
     assert asyncio.run(pipeline.run(ctx)) is None
     denial = screen(ctx, group(P, FOREIGN))
     assert isinstance(denial, Denial) and denial.control == "C08" and FOREIGN not in denial.reason
+
+
+def test_writing_a_binary_needs_a_scope_like_any_type() -> None:
+    policy = ClientPolicy(operational_classes=[])
+    for method, path in (("POST", "Binary"), ("PUT", "Binary/b1"), ("DELETE", "Binary/b1")):
+        ctx = request(method, path, body=b"plain text")
+        ctx.token = replace(ctx.token, scopes=parse_scopes("system/Patient.rs"))  # type: ignore[arg-type]
+        ctx.client_class = "analytics-backend"
+        with pytest.raises(Denial) as caught:
+            asyncio.run(ScopesStage(policy).covered(ctx))
+        assert caught.value.control == "C05"
+    reading = request("GET", "Binary/b1")  # export output: its lines are checked instead
+    reading.token = replace(reading.token, scopes=parse_scopes("system/Patient.rs"))  # type: ignore[arg-type]
+    asyncio.run(ScopesStage(policy).covered(reading))

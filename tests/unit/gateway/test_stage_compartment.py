@@ -1014,3 +1014,9 @@ def test_any_observation_query_is_refused_or_confined(query: str) -> None:
     assert pins_patient(ctx.params), ctx.params
     assert not names_other_patient(ctx.params), ctx.params
     assert [c for c, _ in ctx.resource_checks] == ["C08"]
+
+
+def test_a_search_page_is_not_a_batch_entry() -> None:
+    # HAPI fails on it inside a transaction (500); pages are read one request at a time
+    denial = run_pipeline(batch_ctx([{"request": {"method": "GET", "url": "?_getpages=x"}}]))
+    assert denial is not None and denial.status == 400 and "not an entry" in denial.reason

@@ -55,9 +55,11 @@ def test_another_tenants_resource_is_refused() -> None:
     assert caught.value.status == 403 and caught.value.control == "C10"
 
 
-@pytest.mark.parametrize("body", [b"not json", b"[1, 2]", b'{"no": "type"}'])
-def test_non_resources_pass_unchanged(body: bytes) -> None:
-    assert stamp(body, "a") == body
+@pytest.mark.parametrize("body", [b"not json", b"[1, 2]", b'{"no": "type"}', b"%PDF-1.7"])
+def test_a_write_that_cannot_be_tagged_is_refused(body: bytes) -> None:
+    with pytest.raises(Denial) as caught:  # it would be stored in no tenant (a raw Binary)
+        stamp(body, "a")
+    assert caught.value.status == 400 and caught.value.control == "C10"
 
 
 # -- read-before-write: the stored version of a write by id must be this tenant's ----------------
@@ -160,10 +162,16 @@ def test_write_by_id_of_own_or_unstored_resource_passes() -> None:
     bind(request("DELETE", "Patient/mine"), store)
     created = bind(request("PUT", "Patient/new", body=tagged("Patient", "new", None)), store)
     assert tenant_of(json.loads(created.body or b"")) == "a"  # an update that creates: stamped
-    bind(request("DELETE", "Binary/bin"), store)  # server-level types carry no tenant
-    assert store.reads == [("Patient", i) for i in ("mine", "mine", "mine", "new")] + [
-        ("Binary", "bin")
-    ]
+    assert store.reads == [("Patient", i) for i in ("mine", "mine", "mine", "new")]
+
+
+def test_an_untagged_binary_can_be_neither_changed_nor_deleted() -> None:
+    # an export file HAPI wrote carries no tenant: no tenant's token may delete or replace it
+    body = tagged("Binary", "bin", None)
+    for method, rbody in (("DELETE", None), ("PUT", body)):
+        assert (
+            "a resource of no tenant" in refused(request(method, "Binary/bin", body=rbody)).reason
+        )
 
 
 def test_a_body_naming_another_tenant_is_refused_without_a_read() -> None:
