@@ -66,7 +66,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import quote, quote_plus, unquote
 from xml.sax.saxutils import quoteattr
 
@@ -76,6 +76,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from simulator.stack.config import LabConfig
+from tests.client_strategies import accept, pairs, weighted
 from tests.integration import test_bypass_corpus as corpus
 from tests.integration.bypass_corpus import (
     TOKEN_KINDS,
@@ -107,14 +108,6 @@ corpus_gateway = corpus.corpus_gateway
 
 MAX_EXAMPLES = 20  # examples of 4 or 5 drawn requests; each request is sent once per token kind
 MIN_SENT, MAX_SENT = 300, 500
-
-T = TypeVar("T")
-
-
-def weighted(*choices: tuple[int, st.SearchStrategy[T]]) -> st.SearchStrategy[T]:
-    """One of the strategies, each as often as its weight says; shrinks towards the first."""
-    pool = tuple(strategy for weight, strategy in choices for _ in range(weight))
-    return st.sampled_from(pool).flatmap(lambda strategy: strategy)
 
 
 # --------------------------------------------------------------------------------------------
@@ -280,28 +273,24 @@ POST_PATHS = weighted((6, paths(POST_TEMPLATES)), (1, READ_PATHS))
 # Query parameters (written plain, placeholders filled per token kind, then encoded as drawn)
 
 
-def _pairs(name: str, *values: str) -> list[tuple[str, str]]:
-    return [(name, value) for value in values]
-
-
 FIXED_PARAMS = (
-    _pairs("_format", "json", "xml", "application/fhir+json", "application/fhir+xml", "ttl")
-    + _pairs("_format", "html", "text/turtle", "application/json+fhir", "application/xml+fhir")
-    + _pairs("_format", "application/xml", "text/xml", "JSON", "", "x/y", "ndjson")
-    + _pairs("_summary", "true", "false", "text", "data", "count", "bogus")
-    + _pairs("_elements", "id", "subject", "id,meta", "name,link", "member", "code,subject", "")
-    + _pairs("_include", "Observation:subject", "Observation:performer", "Appointment:actor")
-    + _pairs("_include", "Group:member", "*", "Observation:subject:Patient", "Patient:link")
-    + _pairs("_include", "Patient:general-practitioner", "Encounter:subject", "Observation:*")
-    + _pairs("_include", "Encounter:service-provider", "Observation:encounter", "Patient:*")
-    + _pairs("_revinclude", "Observation:subject", "Provenance:target", "*", "Group:member")
-    + _pairs("_revinclude", "Appointment:actor", "Patient:general-practitioner", "List:item")
-    + _pairs("_revinclude", "Patient:organization", "Encounter:participant", "Patient:link")
-    + _pairs("_include:iterate", "Patient:link", "Group:member", "*", "Encounter:participant")
-    + _pairs("_include:iterate", "Observation:subject", "Patient:general-practitioner")
-    + _pairs("_revinclude:iterate", "Observation:subject", "Group:member", "*")
-    + _pairs("_revinclude:iterate", "Patient:general-practitioner", "Encounter:participant")
-    + _pairs("_include:recurse", "*")
+    pairs("_format", "json", "xml", "application/fhir+json", "application/fhir+xml", "ttl")
+    + pairs("_format", "html", "text/turtle", "application/json+fhir", "application/xml+fhir")
+    + pairs("_format", "application/xml", "text/xml", "JSON", "", "x/y", "ndjson")
+    + pairs("_summary", "true", "false", "text", "data", "count", "bogus")
+    + pairs("_elements", "id", "subject", "id,meta", "name,link", "member", "code,subject", "")
+    + pairs("_include", "Observation:subject", "Observation:performer", "Appointment:actor")
+    + pairs("_include", "Group:member", "*", "Observation:subject:Patient", "Patient:link")
+    + pairs("_include", "Patient:general-practitioner", "Encounter:subject", "Observation:*")
+    + pairs("_include", "Encounter:service-provider", "Observation:encounter", "Patient:*")
+    + pairs("_revinclude", "Observation:subject", "Provenance:target", "*", "Group:member")
+    + pairs("_revinclude", "Appointment:actor", "Patient:general-practitioner", "List:item")
+    + pairs("_revinclude", "Patient:organization", "Encounter:participant", "Patient:link")
+    + pairs("_include:iterate", "Patient:link", "Group:member", "*", "Encounter:participant")
+    + pairs("_include:iterate", "Observation:subject", "Patient:general-practitioner")
+    + pairs("_revinclude:iterate", "Observation:subject", "Group:member", "*")
+    + pairs("_revinclude:iterate", "Patient:general-practitioner", "Encounter:participant")
+    + pairs("_include:recurse", "*")
     + [
         ("_has:Observation:patient:code", "{common_code}"),
         ("_has:Observation:patient:_id", "{other:Observation}"),
@@ -362,14 +351,14 @@ FIXED_PARAMS = (
         ("patient:missing", "true"),
         ("path", "DocumentReference.content.attachment"),
     ]
-    + _pairs("_count", "0", "1", "2", "10", "100", "1000", "-1", "abc")
-    + _pairs("patient", "{me}", "{me}", "{other}", "{xt}", "Patient/{me}", "Patient/{other}")
-    + _pairs("patient", "{me},{other}", "{other_pct}", "", "{base}/Patient/{other}")
-    + _pairs("subject", "{me}", "Patient/{me}", "Patient/{other}", "Patient/{xt}", "{other}")
-    + _pairs("subject", "Group/{my_group}", "Group/{xt_group}", "{hapi_base}/Patient/{other}")
-    + _pairs("subject:Patient", "{other}")
-    + _pairs("_id", "{me}", "{other}", "{xt}", "{me},{other}", "{other:Observation}", "{xt_org}")
-    + _pairs("_id:not", "{me}")
+    + pairs("_count", "0", "1", "2", "10", "100", "1000", "-1", "abc")
+    + pairs("patient", "{me}", "{me}", "{other}", "{xt}", "Patient/{me}", "Patient/{other}")
+    + pairs("patient", "{me},{other}", "{other_pct}", "", "{base}/Patient/{other}")
+    + pairs("subject", "{me}", "Patient/{me}", "Patient/{other}", "Patient/{xt}", "{other}")
+    + pairs("subject", "Group/{my_group}", "Group/{xt_group}", "{hapi_base}/Patient/{other}")
+    + pairs("subject:Patient", "{other}")
+    + pairs("_id", "{me}", "{other}", "{xt}", "{me},{other}", "{other:Observation}", "{xt_org}")
+    + pairs("_id:not", "{me}")
 )
 NAME_CHARS = "abcdefghijklmnopqrstuvwxyz_:.-ABCXYZ0123456789"
 # printable ASCII and a few letters beyond it; no braces (the placeholders') and no `#`
@@ -414,29 +403,6 @@ def query(pairs: tuple[tuple[str, str], ...], how: str, lookup: Lookup) -> str:
 # --------------------------------------------------------------------------------------------
 # Headers
 
-MEDIA = (
-    "application/fhir+json",
-    "application/json",
-    "application/json+fhir",
-    "application/fhir+xml",
-    "application/xml+fhir",
-    "application/xml",
-    "text/xml",
-    "text/turtle",
-    "text/html",
-    "text/plain",
-    "application/octet-stream",
-    "application/fhir+ndjson",
-    "*/*",
-    "application/*",
-    "garbage",
-)
-MEDIA_PARAMS = ("", "", "", ";q=0", ";q=0.5", ";q=1", ";q=bogus", "; fhirVersion=4.0")
-accept = st.lists(
-    st.builds(str.__add__, st.sampled_from(MEDIA), st.sampled_from(MEDIA_PARAMS)),
-    min_size=1,
-    max_size=3,
-).map(", ".join)
 FIXED_HEADERS = (
     ("If-None-Match", 'W/"1"'),
     ("If-None-Match", 'W/"2"'),

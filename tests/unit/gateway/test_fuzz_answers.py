@@ -31,24 +31,15 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from tests.client_strategies import accept, pairs, weighted
 from tests.unit.gateway.fuzz_harness import ME, Answer, Harness, Item, Request
 
 MIN_REQUESTS = 100_000
-
-T = TypeVar("T")
-
-
-def weighted(*choices: tuple[int, st.SearchStrategy[T]]) -> st.SearchStrategy[T]:
-    """One of the strategies, each as often as its weight says (`st.one_of` drops repeats);
-    shrinks towards the first."""
-    pool = tuple(strategy for weight, strategy in choices for _ in range(weight))
-    return st.sampled_from(pool).flatmap(lambda strategy: strategy)
 
 
 # --------------------------------------------------------------------------------------------
@@ -152,23 +143,19 @@ POST_PATHS = weighted((3, _paths(POST_TEMPLATES)), (1, READ_PATHS))
 BY_ID_PATHS = weighted((3, _paths(BY_ID_TEMPLATES)), (1, READ_PATHS))
 
 
-def _pairs(name: str, *values: str) -> list[tuple[str, str]]:
-    return [(name, value) for value in values]
-
-
 FIXED_PARAMS = (
-    _pairs("_format", "json", "application/fhir+json", "xml", "application/fhir+xml", "ttl")
-    + _pairs("_format", "text/turtle", "html", "text/html", "application/json", "x/y", "", "JSON")
-    + _pairs("_format", "application/xml+fhir", "application/json+fhir", "ndjson", "text/xml")
-    + _pairs("_summary", "true", "false", "text", "data", "count", "bogus")
-    + _pairs("_elements", "id", "subject", "id,meta", "name,link", "member", "entry", "")
-    + _pairs("_include", "Observation:subject", "Observation:performer", "Appointment:actor")
-    + _pairs("_include", "Group:member", "List:item", "*", "Observation:subject:Patient")
-    + _pairs("_include", "Patient:link", "Observation:*", "Encounter:subject")
-    + _pairs("_revinclude", "Observation:subject", "Provenance:target", "*", "Group:member")
-    + _pairs("_revinclude", "List:item", "Appointment:actor", "Observation:performer")
-    + _pairs("_include:iterate", "Patient:link", "Observation:performer", "*", "Group:member")
-    + _pairs("_revinclude:iterate", "Observation:subject", "Group:member")
+    pairs("_format", "json", "application/fhir+json", "xml", "application/fhir+xml", "ttl")
+    + pairs("_format", "text/turtle", "html", "text/html", "application/json", "x/y", "", "JSON")
+    + pairs("_format", "application/xml+fhir", "application/json+fhir", "ndjson", "text/xml")
+    + pairs("_summary", "true", "false", "text", "data", "count", "bogus")
+    + pairs("_elements", "id", "subject", "id,meta", "name,link", "member", "entry", "")
+    + pairs("_include", "Observation:subject", "Observation:performer", "Appointment:actor")
+    + pairs("_include", "Group:member", "List:item", "*", "Observation:subject:Patient")
+    + pairs("_include", "Patient:link", "Observation:*", "Encounter:subject")
+    + pairs("_revinclude", "Observation:subject", "Provenance:target", "*", "Group:member")
+    + pairs("_revinclude", "List:item", "Appointment:actor", "Observation:performer")
+    + pairs("_include:iterate", "Patient:link", "Observation:performer", "*", "Group:member")
+    + pairs("_revinclude:iterate", "Observation:subject", "Group:member")
     + [
         ("_has:Observation:patient:code", "8867-4"),
         ("_has:Group:member:_id", "grp-1"),
@@ -204,11 +191,11 @@ FIXED_PARAMS = (
         ("identifier", "x|1"),
         ("category", "laboratory"),
     ]
-    + _pairs("_count", "10", "1000", "-1", "abc", "0")
-    + _pairs("patient", ME, ME, "pat-x1", f"Patient/{ME}", "Patient/pat-x1", f"{ME},pat-x1", "")
-    + _pairs("subject", ME, f"Patient/{ME}", "Patient/pat-x1", "Group/grp-1", f"Patient/{ME}\\,x")
-    + _pairs("_id", ME, "pat-x1", f"{ME},pat-x1", "obs-1")
-    + _pairs("_type", "Patient", "Patient,Observation", "Group", "", "Foo")
+    + pairs("_count", "10", "1000", "-1", "abc", "0")
+    + pairs("patient", ME, ME, "pat-x1", f"Patient/{ME}", "Patient/pat-x1", f"{ME},pat-x1", "")
+    + pairs("subject", ME, f"Patient/{ME}", "Patient/pat-x1", "Group/grp-1", f"Patient/{ME}\\,x")
+    + pairs("_id", ME, "pat-x1", f"{ME},pat-x1", "obs-1")
+    + pairs("_type", "Patient", "Patient,Observation", "Group", "", "Foo")
 )
 PARAM_NAME_CHARS = st.sampled_from("abcdefghijklmnopqrstuvwxyz_:.-ABCXYZ0123456789")
 params = st.lists(
@@ -220,29 +207,6 @@ params = st.lists(
 ).map(tuple)
 query_encodings = st.sampled_from(("quote",) * 12 + ("plus", "raw", "double", "broken"))
 
-MEDIA = (
-    "application/fhir+json",
-    "application/json",
-    "application/json+fhir",
-    "application/fhir+xml",
-    "application/xml+fhir",
-    "application/xml",
-    "text/xml",
-    "text/turtle",
-    "text/html",
-    "*/*",
-    "application/*",
-    "text/*",
-    "application/fhir+ndjson",
-    "garbage",
-    "",
-)
-MEDIA_PARAMS = ("", "", ";q=0", ";q=0.5", ";q=1", ";q=bogus", "; fhirVersion=4.0", ";charset=utf-8")
-accept = st.lists(
-    st.builds(str.__add__, st.sampled_from(MEDIA), st.sampled_from(MEDIA_PARAMS)),
-    min_size=1,
-    max_size=3,
-).map(", ".join)
 FIXED_HEADERS = (
     ("If-None-Match", 'W/"1"'),
     ("If-None-Match", "*"),
