@@ -168,16 +168,14 @@ def redact_outcomes(ctx: RequestContext, body: Any, has_outcome: bool = True) ->
     asked = _asked_tokens(ctx)
     changed = False
 
-    def withhold(text: str) -> str:
+    def sub(match: re.Match[str]) -> str:
         nonlocal changed
+        if match.group(2) in asked:
+            return match.group(0)
+        changed = True
+        return f"{match.group(1)}/[withheld]"
 
-        def sub(match: re.Match[str]) -> str:
-            nonlocal changed
-            if match.group(2) in asked:
-                return match.group(0)
-            changed = True
-            return f"{match.group(1)}/[withheld]"
-
+    def withhold(text: str) -> str:
         return _NAMED_RESOURCE.sub(sub, text)
 
     for outcome in outcomes:
