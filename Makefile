@@ -24,6 +24,7 @@ lab: $(BIN)/.installed
 
 test: $(BIN)/.installed
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/pytest
 
 unit: $(BIN)/.installed
