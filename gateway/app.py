@@ -25,7 +25,7 @@ from starlette.types import ASGIApp
 
 from gateway.audit_sink import GatewayAudit
 from gateway.capabilities import ClientCapabilities
-from gateway.classify import ClassifyError, FhirRequest, Interaction, classify
+from gateway.classify import ClassifyError, Interaction, classify
 from gateway.clock import ClockError, simulated_clock
 from gateway.compartment import patient_search_params
 from gateway.config import GatewayConfig
@@ -60,7 +60,6 @@ from gateway.tokens import TokenVerifier
 
 log = logging.getLogger("gateway")
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
-_READS_BY_ID = frozenset({Interaction.READ, Interaction.VREAD})
 _METHODS = frozenset(METHODS)
 
 
@@ -115,11 +114,6 @@ def compartment_as_search(ctx: RequestContext) -> None:
         return  # left to HAPI, which refuses it
     ctx.upstream_path = target
     ctx.upstream_params = (narrowing(target, owner), *ctx.params)
-
-
-def _reads_binary(fhir: FhirRequest) -> bool:
-    """A read of a Binary: maybe a bulk-export output file, which may be asked for as NDJSON."""
-    return fhir.resource_type == "Binary" and fhir.interaction in _READS_BY_ID
 
 
 def _needs_body(method: str) -> bool:
@@ -275,13 +269,13 @@ def create_app(
         if denial is not None:
             return denial_response(denial)
         try:
-            answer = negotiate(ctx.params, head.accept, export_file=_reads_binary(ctx.fhir))
+            answer = negotiate(ctx.params, head.accept, export_file=ctx.fhir.reads_binary)
         except NotAcceptable as exc:
             ctx.findings.append(Finding(None, "deny", 406, str(exc)))
             return operation_outcome(406, str(exc))
         if any(name == "_format" for name, _ in ctx.params):
             ctx.upstream_params = without_format(ctx.params)  # HAPI is asked for JSON
-        if ("_summary", "text") in ctx.params and ctx.fhir.interaction in _READS_BY_ID:
+        if ("_summary", "text") in ctx.params and ctx.fhir.is_read_by_id:
             ctx.upstream_params = tuple(p for p in ctx.params if p[0] != "_summary")
             ctx.text_summary = True
         if ctx.fhir.interaction is Interaction.SEARCH_COMPARTMENT:

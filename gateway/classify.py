@@ -99,6 +99,7 @@ class ClassifyError(ValueError):
         self.code = code
 
 
+_READS: Final = frozenset({Interaction.READ, Interaction.VREAD})
 # What a paging link carries: the search id and offset, and the search's own page shape
 # (`_elements` / `_summary`, already applied to the search it continues).
 PAGING_PARAMS: Final = frozenset(
@@ -148,6 +149,16 @@ class FhirRequest:
     @property
     def param_names(self) -> frozenset[str]:
         return frozenset(name for name, _ in self.params)
+
+    @property
+    def is_read_by_id(self) -> bool:
+        """A read or vread of one resource (`Observation/x`, `Observation/x/_history/2`)."""
+        return self.interaction in _READS and self.resource_id is not None
+
+    @property
+    def reads_binary(self) -> bool:
+        """A read of a Binary: maybe bulk-export output, whose lines are what is checked."""
+        return self.resource_type == "Binary" and self.interaction in _READS
 
     @property
     def is_page(self) -> bool:

@@ -4,8 +4,8 @@ HAPI answers in whatever format a client asks (`_format`, `Accept`): JSON under 
 types, XML under three, RDF Turtle, HTML (`_summary=text`, a browser's `Accept`). A gateway that
 reads only one of them checks only some answers. So the gateway asks HAPI for JSON, whatever the
 client asked for, reads and checks that, and serves the client's format from the checked
-resources: JSON as it is, XML through a FHIR serializer (`gateway/xml.py`). A format it does not
-serve is refused up front with 406, before anything is asked of HAPI.
+resources: JSON as it is, XML through a FHIR serializer (`gateway/fhir_xml.py`). A format it
+does not serve is refused up front with 406, before anything is asked of HAPI.
 
 Bulk-export output is the one other kind of answer: a `Binary` read with an NDJSON `Accept`
 (what a bulk-data client sends for an output file) is asked for as NDJSON and checked line by
@@ -66,9 +66,11 @@ _KNOWN: Final[dict[str, Answer]] = {
     "text/xml": Answer(Kind.XML, b"text/xml;charset=utf-8"),
 }
 _WILDCARDS: Final = frozenset({"*/*", "application/*"})
-_NDJSON_TYPES: Final = frozenset(
-    {"application/fhir+ndjson", "application/ndjson", "application/x-ndjson", "ndjson"}
+NDJSON_TYPES: Final = frozenset(
+    {b"application/fhir+ndjson", b"application/ndjson", b"application/x-ndjson"}
 )
+# the same as `_format` values and `Accept` media types (str), `ndjson` as a `_format` too
+_NDJSON_TYPES: Final = frozenset(t.decode() for t in NDJSON_TYPES) | {"ndjson"}
 SERVED: Final = "JSON (application/fhir+json) or XML (application/fhir+xml)"
 
 
@@ -150,9 +152,6 @@ def text_summary(resource: Any) -> Any:
     return {**kept, "meta": {**meta, "tag": [*tags, _SUBSETTED]}}
 
 
-NDJSON_TYPES: Final = frozenset(
-    {b"application/fhir+ndjson", b"application/ndjson", b"application/x-ndjson"}
-)
 JSON_TYPES: Final = frozenset(
     {b"application/fhir+json", b"application/json", b"application/json+fhir"}
 )

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 
 from gateway.context import Finding, RequestContext
 from gateway.formats import is_ndjson
-from gateway.returned import refusal
+from gateway.returned import first_refusal
 from gateway.screen import line_resources
 
 __all__ = ["NdjsonChecker", "is_ndjson"]
@@ -77,14 +77,14 @@ class NdjsonChecker:
                 out.append(line)
                 continue
             found = line_resources(line)  # a line holding a Bundle: each of its resources
-            denial = next((d for r in found if (d := refusal(ctx.resource_checks, r))), None)
+            denial = first_refusal(ctx.resource_checks, found)
             if denial is not None:
                 self.withheld += 1
                 if self.first_refusal is None:
                     self.first_refusal = Finding(denial.control, "filter", 403, denial.reason)
                 continue
             if ctx.monitor_checks and not self._monitored:
-                watched = next((d for r in found if (d := refusal(ctx.monitor_checks, r))), None)
+                watched = first_refusal(ctx.monitor_checks, found)
                 if watched is not None:
                     self._monitored = True
                     ctx.findings.append(

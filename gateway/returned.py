@@ -15,7 +15,7 @@ from typing import Any
 from gateway.compartment import AnswerText, compartment_patient_ids, referenced_patient_ids
 from gateway.denial import Denial
 
-__all__ = ["Returned", "refusal"]
+__all__ = ["Returned", "first_refusal", "refusal"]
 
 
 class Returned:
@@ -65,3 +65,13 @@ def refusal(
         if denial is not None:
             return denial
     return None
+
+
+def first_refusal(
+    checks: Iterable[tuple[str, Callable[[Returned], Denial | None]]],
+    resources: Iterable[Returned],
+) -> Denial | None:
+    """The first refusal of the `checks` among `resources` (the resources of one entry, one
+    export line), if any: they go out together or not at all."""
+    checks = tuple(checks)
+    return next((d for r in resources if (d := refusal(checks, r))), None)

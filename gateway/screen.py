@@ -32,17 +32,15 @@ from urllib.parse import unquote_plus
 
 import orjson
 
-from gateway.classify import Interaction
 from gateway.compartment import AnswerText
 from gateway.context import Finding, RequestContext
 from gateway.denial import Denial, forbidden
 from gateway.formats import is_json, is_ndjson, media_type
-from gateway.returned import Returned, refusal
+from gateway.returned import Returned, first_refusal, refusal
 
 __all__ = ["Screened", "resources_of", "screen"]
 
 _RESPONSES: Final = frozenset({"batch-response", "transaction-response"})
-_BY_ID: Final = frozenset({Interaction.READ, Interaction.VREAD})
 _NOT_DATA: Final = frozenset({"OperationOutcome", "Parameters", "CapabilityStatement"})
 # what each control's refusal means, for the client's message (the audit keeps the detail)
 _WHY: Final = {
@@ -69,11 +67,6 @@ def client_reason(ctx: RequestContext, denial: Denial) -> str:
     return f"the answer to {ctx.method} {asked} holds a resource this token may not see: {why}"
 
 
-def _by_id(ctx: RequestContext) -> bool:
-    fhir = ctx.fhir
-    return fhir is not None and fhir.interaction in _BY_ID and fhir.resource_id is not None
-
-
 def _not_found(ctx: RequestContext) -> str:
     fhir = ctx.fhir
     assert fhir is not None
@@ -95,7 +88,7 @@ def screen(ctx: RequestContext, body: Any, raw: bytes | None = None) -> Screened
     for returned in found:
         denial = refusal(ctx.resource_checks, returned)
         if denial is not None:
-            if _by_id(ctx):  # answered as for a resource that does not exist
+            if ctx.fhir is not None and ctx.fhir.is_read_by_id:  # as for an id that does not exist
                 ctx.findings.append(Finding(denial.control, "deny", 404, denial.reason))
                 return Denial(404, _not_found(ctx), denial.control)
             ctx.findings.append(Finding(denial.control, "deny", denial.status, denial.reason))
@@ -120,7 +113,7 @@ def _bundle(ctx: RequestContext, bundle: dict[str, Any], text: AnswerText | None
             kept.append(entry)  # a batch response entry without a resource (status only)
             continue
         found = resources_of(resource, text)
-        denial = next((d for r in found if (d := refusal(ctx.resource_checks, r))), None)
+        denial = first_refusal(ctx.resource_checks, found)
         if denial is None:
             kept.append(entry)
             passed.extend(found)

@@ -36,7 +36,7 @@ class OperationsStage(Stage):
     async def export(self, ctx: RequestContext) -> None:
         fhir = ctx.fhir
         is_export = fhir is not None and fhir.operation in EXPORT_FLOW
-        is_output = fhir is not None and fhir.resource_type == "Binary" and _is_export_output(ctx)
+        is_output = fhir is not None and fhir.reads_binary  # every Binary read counts as one
         if not (is_export or is_output):
             return
         client = self._client(ctx)
@@ -70,8 +70,3 @@ class OperationsStage(Stage):
                 capped.append((name, value))
         if changed:
             ctx.upstream_params = tuple(capped)
-
-
-def _is_export_output(ctx: RequestContext) -> bool:
-    """Bulk export output is served as Binary; the gateway treats every Binary read as such."""
-    return ctx.fhir is not None and ctx.fhir.interaction in (Interaction.READ, Interaction.VREAD)

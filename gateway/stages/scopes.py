@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final
 
-from gateway.classify import FhirRequest, Interaction
+from gateway.classify import Interaction
 from gateway.context import RequestContext
 from gateway.denial import Denial, forbidden
 from gateway.policy import ClientPolicy
@@ -31,21 +31,12 @@ from gateway.stages import Check, Stage
 _FREE = frozenset({Interaction.CAPABILITIES, Interaction.SMART_CONFIGURATION, Interaction.BATCH})
 
 
-def _reads_binary(fhir: FhirRequest) -> bool:
-    """A read of a Binary (bulk-export output, whose lines are checked); writing one needs a
-    scope like any other type."""
-    return fhir.resource_type == "Binary" and fhir.interaction in (
-        Interaction.READ,
-        Interaction.VREAD,
-    )
-
-
 def needed(ctx: RequestContext) -> tuple[str, str] | None:
     """(resource type, permission) the request needs, or None if scopes do not apply."""
     fhir = ctx.fhir
     if fhir is None or fhir.interaction in _FREE:
         return None
-    if fhir.operation == "$export-poll-status" or _reads_binary(fhir):
+    if fhir.operation == "$export-poll-status" or fhir.reads_binary:  # writing one needs a scope
         return None  # the bulk-export flow after kick-off: governed by C04 (export allowlist)
     if fhir.is_page:
         return None  # a page of a search already made: each resource it returns is checked
@@ -95,7 +86,7 @@ class ScopesStage(Stage):
         if ctx.token is not None and fhir is not None and not fhir.is_write:
             # whatever rides along in the answer is held to the token's scopes too
             ctx.resource_checks.append(("C05", ReadableType(ctx.token.scopes)))
-        if ctx.token is not None and fhir is not None and _reads_binary(fhir):
+        if ctx.token is not None and fhir is not None and fhir.reads_binary:
             return  # export output: each resource it holds is checked (ReadableType)
         if ctx.token is not None and fhir is not None and fhir.operation == "$export":
             self.export_types(ctx)

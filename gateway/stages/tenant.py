@@ -129,6 +129,13 @@ def _writes(request: Any) -> bool:
     return fhir.interaction in _WRITES
 
 
+def belongs(resource: dict[str, Any], tenant: str) -> bool:
+    """May a token of `tenant` see or change `resource`: it carries the tenant's tag, or it is
+    about the server (`_MAY_BE_UNTAGGED`) and carries none."""
+    owner = tenant_of(resource)
+    return owner == tenant or (owner is None and resource.get("resourceType") in _MAY_BE_UNTAGGED)
+
+
 def tenant_of(resource: dict[str, Any]) -> str | None:
     meta = resource.get("meta")
     if not isinstance(meta, dict):
@@ -165,10 +172,9 @@ def check_stored(fhir: FhirRequest, stored: dict[str, Any] | None, tenant: str) 
     update creates it, a patch or delete finds nothing and the server says so)."""
     if stored is None:
         return
-    rtype = stored.get("resourceType")
-    owner = tenant_of(stored)
-    if owner == tenant or (owner is None and rtype in _MAY_BE_UNTAGGED):
+    if belongs(stored, tenant):
         return
+    owner = tenant_of(stored)
     whose = f"tenant {owner}" if owner else "no tenant"
     raise forbidden(
         f"{fhir.method} {fhir.resource_type}/{fhir.resource_id} would "
@@ -254,8 +260,7 @@ class TenantStage(Stage):
         stored = await stored_version(ctx, self.current, fhir.resource_type, fhir.resource_id)
         if stored is None:
             return  # nothing stored: the server answers the operation as it does
-        owner = tenant_of(stored)
-        if owner == tenant or (owner is None and stored.get("resourceType") in _MAY_BE_UNTAGGED):
+        if belongs(stored, tenant):
             return
         raise Denial(
             404,
