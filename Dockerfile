@@ -8,6 +8,7 @@ WORKDIR /app
 # dependencies first (cached layer), then the sources; installed editable so the
 # repository layout (keycloak/, hapi/, scenarios/) stays where the code expects it
 COPY pyproject.toml README.md ./
+COPY labcore labcore
 COPY gateway gateway
 COPY seed seed
 COPY simulator simulator

@@ -1,7 +1,7 @@
 # The lab's two commands. Both set up everything they need on a fresh machine:
 # a virtualenv with the project installed; Keycloak and HAPI FHIR are downloaded/built on first use.
 #   make lab    the main job: stand up the stack, check it, write results/
-#   make test   lint + unit tests + integration tests against the real stack
+#   make test   lint (style, format, import layers) + unit tests + integration tests against the real stack
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -25,6 +25,7 @@ lab: $(BIN)/.installed
 test: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 	$(BIN)/pytest
 
 unit: $(BIN)/.installed
@@ -33,6 +34,7 @@ unit: $(BIN)/.installed
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 up down status: $(BIN)/.installed
 	$(BIN)/fhirlab $@

@@ -20,7 +20,7 @@ import httpx
 
 from gateway.audit import AuditRecord
 from gateway.audit.fhir_poster import AuditEventPoster
-from simulator.stack.config import load_config
+from labcore.config import load_config
 
 
 def main() -> None:

@@ -48,13 +48,13 @@ import psutil
 from gateway.controls import Mode
 from gateway.policy import RUNTIME_CONTROLS
 from gateway.upstream_client import UpstreamClient
+from labcore.config import load_config
 from seed.lab import read_seed_record
 from seed.users import DEMO_PASSWORD
 from simulator.authserver.apply import apply_profiles
 from simulator.smart.auth import PublicClient
 from simulator.smart.client import SmartClient
 from simulator.smart.discovery import discover_issuer
-from simulator.stack.config import load_config
 from simulator.stack.extra_gateway import extra_gateway, modes_all
 
 CLIENT = "triage-chatbot"

@@ -17,12 +17,12 @@ import statistics
 import threading
 import time
 
+from labcore.config import load_config
 from simulator.authserver.apply import apply_profiles, select_profiles
 from simulator.smart.auth import PrivateKeyJwt
 from simulator.smart.client import SmartClient
 from simulator.smart.discovery import discover_issuer
 from simulator.smart.keys import client_key
-from simulator.stack.config import load_config
 
 ANCHOR_PER_VCPU = 120
 

@@ -18,8 +18,8 @@ from gateway.app import create_app
 from gateway.config import load_gateway_config
 from gateway.policy import POLICY_FILE
 from gateway.settings import GatewaySettings
-from simulator.stack.config import REPO_ROOT
-from simulator.stack.errors import LabError
+from labcore.config import REPO_ROOT
+from labcore.errors import LabError
 
 # uvicorn's options for the gateway. It sets X-Forwarded-* for HAPI itself and trusts no
 # client's; it does not name its server software.

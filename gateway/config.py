@@ -9,8 +9,8 @@ from pathlib import Path
 
 from gateway.policy import POLICY_FILE, Policy, load_policy
 from gateway.settings import GatewaySettings, TenantIssuer
-from simulator.authserver.profiles import PROFILE_DIR, load_profiles
-from simulator.authserver.tenants import load_tenants
+from labcore.profiles import PROFILE_DIR, load_profiles
+from labcore.tenants import load_tenants
 
 
 @dataclass(frozen=True)

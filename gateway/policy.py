@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from gateway.controls import CONTROLS, Mode
-from simulator.yamlfile import load_model
+from labcore.yamlfile import load_model
 
 POLICY_FILE = Path(__file__).with_name("policy.yaml")
 CLOCK_HEADER = "clock_header"

@@ -24,8 +24,8 @@ from joserfc.jwk import KeySet
 
 from gateway.audit import token_id
 from gateway.denial import Denial, unauthorized
-from gateway.scopes import ScopeSet, parse_scopes
 from gateway.settings import TenantIssuer
+from labcore.scopes import ScopeSet, parse_scopes
 
 _CACHE_SIZE = 20_000
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import httpx
 
+from labcore.config import LabConfig
+from labcore.errors import LabError
 from seed.codes import TENANT_TAG_SYSTEM
-from simulator.stack.config import LabConfig
-from simulator.stack.errors import LabError
 
 #: Every resource type the generator writes.
 SEEDED_TYPES = (

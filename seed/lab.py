@@ -22,6 +22,9 @@ from typing import Any
 
 import httpx
 
+from labcore.config import LabConfig
+from labcore.errors import LabError
+from labcore.keycloak_admin import KeycloakAdmin
 from seed.loader import DEFAULT_CONCURRENCY, HAPI_HINT, LoadSummary, ProgressFn, aload_population
 from seed.options import PopulationOptions
 from seed.population import generate_population
@@ -33,9 +36,6 @@ from seed.users import (
     portal_patient_count,
     seed_users,
 )
-from simulator.kcadmin import KeycloakAdmin
-from simulator.stack.config import LabConfig
-from simulator.stack.errors import LabError
 
 SEED_RECORD = "seed.json"
 RECORD_SCHEMA_VERSION = 1

@@ -26,12 +26,12 @@ from typing import Any
 
 import httpx
 
+from labcore.errors import LabError
 from seed import outcome
 from seed.counts import SEEDED_TYPES, count_on_server
 from seed.jobs import BundleJob, Phase, population_phases
 from seed.population import Population, Summary, SummaryBuilder
 from seed.retry import RetryPolicy, is_transient_status, retry_after_seconds
-from simulator.stack.errors import LabError
 
 __all__ = [
     "SEEDED_TYPES",

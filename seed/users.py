@@ -27,11 +27,11 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
+from labcore.errors import LabError
+from labcore.keycloak_admin import KeycloakAdmin
 from seed.fhir import Resource
 from seed.population import Population
 from seed.record import PatientRecord
-from simulator.kcadmin import KeycloakAdmin
-from simulator.stack.errors import LabError
 
 #: The one password of every seeded user. Demo-only: the lab is not a place for real secrets.
 DEMO_PASSWORD = "demo-only-password"

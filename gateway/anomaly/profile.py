@@ -19,7 +19,7 @@ from gateway.anomaly.base import Alert, AlertFactory, Severity, client_key
 from gateway.anomaly.config import ConfigError, require
 from gateway.anomaly.windows import Cooldown
 from gateway.audit.record import AuditRecord
-from gateway.scopes import parse_scopes
+from labcore.scopes import parse_scopes
 
 __all__ = ["OutOfProfileDetector", "ProfileConfig", "profiles_from_scopes"]
 

@@ -1,6 +1,6 @@
 """Stage `scopes`: every request is covered by a granted SMART scope (C05).
 
-The scope engine (`gateway/scopes.py`) decides per resource type and permission (c r u d s).
+The scope engine (`labcore/scopes.py`) decides per resource type and permission (c r u d s).
 Operations need read access to their type; every resource of every answer (included, rev-included,
 contained, `$everything`'s, a history's, a page's) must be of a type the token may read
 (`ReadableType`), so `Patient/P/$everything` with `patient/Patient.rs` returns the Patient and
@@ -25,8 +25,8 @@ from gateway.context import RequestContext
 from gateway.denial import Denial, forbidden
 from gateway.policy import ClientPolicy
 from gateway.returned import Returned
-from gateway.scopes import ScopeSet, interaction_permission
 from gateway.stages import Check, Stage
+from labcore.scopes import ScopeSet, interaction_permission
 
 _FREE = frozenset({Interaction.CAPABILITIES, Interaction.SMART_CONFIGURATION, Interaction.BATCH})
 

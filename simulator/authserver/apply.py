@@ -6,14 +6,14 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from labcore.config import LabConfig
+from labcore.errors import LabError
+from labcore.keycloak_admin import KeycloakAdmin
+from labcore.profiles import PROFILE_DIR, Authenticator, ClientProfile, load_profiles
+from labcore.tenants import load_tenants
 from simulator.authserver.clients import Applied, apply_profile, effective_client
-from simulator.authserver.profiles import PROFILE_DIR, Authenticator, ClientProfile, load_profiles
 from simulator.authserver.provision import provision_tenants
-from simulator.authserver.tenants import load_tenants
-from simulator.kcadmin import KeycloakAdmin
 from simulator.smart.keys import client_key, public_jwks
-from simulator.stack.config import LabConfig
-from simulator.stack.errors import LabError
 
 
 def profile_dir(cfg: LabConfig) -> Path:

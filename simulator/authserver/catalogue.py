@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.scopes import CONTEXTS
+from labcore.scopes import CONTEXTS
 
 LAB_RESOURCE_TYPES = (
     "Patient",

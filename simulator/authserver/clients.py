@@ -13,10 +13,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from labcore.keycloak_admin import KeycloakAdmin
+from labcore.profiles import Authenticator, ClientProfile
 from simulator.authserver.catalogue import client_scope
-from simulator.authserver.profiles import Authenticator, ClientProfile
 from simulator.authserver.realm import AUDIENCE_SCOPE
-from simulator.kcadmin import KeycloakAdmin
 
 # Keycloak's own scopes every lab client gets: `basic` carries `sub` and `auth_time`.
 BASE_DEFAULT_SCOPES = ("basic", "acr", AUDIENCE_SCOPE)

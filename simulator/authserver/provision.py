@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from labcore.config import LabConfig
+from labcore.keycloak_admin import KeycloakAdmin
+from labcore.tenants import load_tenants
 from simulator.authserver.realm import ensure_realm
-from simulator.authserver.tenants import load_tenants
-from simulator.kcadmin import KeycloakAdmin
-from simulator.stack.config import LabConfig
 
 
 def provision_tenants(cfg: LabConfig) -> dict[str, dict[str, list[str]]]:

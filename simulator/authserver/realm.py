@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from labcore.keycloak_admin import KeycloakAdmin
+from labcore.tenants import Tenant
 from simulator.authserver.catalogue import audience_scope, catalogue_names, client_scope
-from simulator.authserver.tenants import Tenant
-from simulator.kcadmin import KeycloakAdmin
 
 LAUNCH_AUTHENTICATOR = "fhirlab-smart-launch-context"
 GATEWAY_CLIENT = "fhirlab-gateway"

@@ -10,6 +10,7 @@ import sys
 
 import typer
 
+from labcore.errors import LabError
 from simulator.cli import (
     clients_cmd,
     lab_cmd,
@@ -21,7 +22,6 @@ from simulator.cli import (
     stack_cmds,
 )
 from simulator.cli.console import err
-from simulator.stack.errors import LabError
 
 app = typer.Typer(
     name="fhirlab",

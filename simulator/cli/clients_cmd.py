@@ -8,9 +8,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from labcore.config import load_config
 from simulator.authserver.apply import apply_profiles, show_profiles
 from simulator.cli.console import err, out
-from simulator.stack.config import load_config
 
 app = typer.Typer(help="Client profiles in Keycloak: provision them, read them back.")
 

@@ -15,10 +15,12 @@ from typing import Annotated
 import httpx
 import typer
 
+from labcore.config import LabConfig, load_config
+from labcore.errors import LabError
+from labcore.tenants import load_tenants
 from seed import PopulationOptions
 from seed.lab import seed_lab, seeded_options
 from simulator.authserver.apply import apply_profiles, select_profiles
-from simulator.authserver.tenants import load_tenants
 from simulator.cli.console import err, out
 from simulator.cli.run_cmd import (
     EXIT_EXPECTATION_FAILED,
@@ -37,8 +39,6 @@ from simulator.smart.discovery import discover_issuer
 from simulator.smart.errors import SmartError
 from simulator.smart.keys import client_key
 from simulator.stack import lab as stack
-from simulator.stack.config import LabConfig, load_config
-from simulator.stack.errors import LabError
 
 # The lab's load matrix: the good vendors' work (their requests pass every control, so each
 # configuration serves the same work and the difference is the control's cost), at a fixed pace.

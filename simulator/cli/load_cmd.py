@@ -10,13 +10,13 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from labcore.config import load_config
 from simulator.cli.console import err, out
 from simulator.load.matrix import MATRIX_NAMES, parse_matrix
 from simulator.load.progress import RichProgress
 from simulator.load.runner import LOAD_FILE, LoadOptions, run_matrix
 from simulator.load.table import load_table
 from simulator.results import ResultsDirectory
-from simulator.stack.config import load_config
 
 TABLE_WIDTH = 100  # the end table's columns, unsqueezed even when stdout is not a terminal
 

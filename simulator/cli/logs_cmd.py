@@ -7,9 +7,9 @@ from typing import Annotated
 
 import typer
 
+from labcore.config import load_config
+from labcore.errors import LabError
 from simulator.cli.console import out
-from simulator.stack.config import load_config
-from simulator.stack.errors import LabError
 from simulator.stack.process import tail
 from simulator.stack.services import SERVICES
 

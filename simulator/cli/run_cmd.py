@@ -11,6 +11,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from labcore.config import LabConfig, load_config
 from simulator.cli.console import err, out
 from simulator.replay import ScenarioRun
 from simulator.replay.library import (
@@ -25,7 +26,6 @@ from simulator.replay.library import (
 )
 from simulator.replay.summary import BlastRow, blast_radius
 from simulator.results import ResultsDirectory, write_results
-from simulator.stack.config import LabConfig, load_config
 from simulator.stack.gateway_policy import parse_controls
 
 EXIT_EXPECTATION_FAILED = 3

@@ -8,9 +8,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from labcore.config import REPO_ROOT
 from simulator.cli.console import err, out
 from simulator.scenarios import Verdict, load_library, validate
-from simulator.stack.config import REPO_ROOT
 
 app = typer.Typer(help="The scenario library (scenarios/*.yaml).")
 LIBRARY = REPO_ROOT / "scenarios"

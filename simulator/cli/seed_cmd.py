@@ -18,6 +18,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from labcore.config import load_config
+from labcore.errors import LabError
 from seed.lab import SeedReport, read_seed_record, record_path, seed_lab
 from seed.loader import DEFAULT_CONCURRENCY, LoadProgress
 from seed.options import OptionsError, PopulationOptions
@@ -25,8 +27,6 @@ from seed.population import Summary, generate_population
 from seed.users import DEFAULT_SHARE
 from seed.writers import write_population
 from simulator.cli.console import err, out
-from simulator.stack.config import load_config
-from simulator.stack.errors import LabError
 
 DEFAULT_PATIENTS = 100
 DEFAULT_SEED = 42

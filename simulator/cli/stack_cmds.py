@@ -10,9 +10,9 @@ from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElaps
 from rich.table import Table
 
 from gateway.policy import POLICY_FILE
+from labcore.config import LabConfig, load_config
 from simulator.cli.console import err, out
 from simulator.stack import lab as stack
-from simulator.stack.config import LabConfig, load_config
 from simulator.stack.gateway_policy import parse_controls, write_policy
 from simulator.stack.services import SERVICES
 

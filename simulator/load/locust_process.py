@@ -36,13 +36,13 @@ from locust.log import setup_logging
 from locust.runners import MasterRunner, Runner
 from locust.stats import PERCENTILES_TO_REPORT, StatsCSV, StatsCSVFileWriter
 
-from simulator.authserver.profiles import load_profiles
+from labcore.config import load_config
+from labcore.profiles import load_profiles
 from simulator.load.plan import build_plan
 from simulator.load.samples import TOKEN, Samples
 from simulator.load.spec import LoadSpec
 from simulator.load.users import SliceControl, user_classes
 from simulator.scenarios import load_library
-from simulator.stack.config import load_config
 
 REPORT_KEY = "fhirlab_samples"
 INFLIGHT_KEY = "fhirlab_inflight"

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from gateway.controls import Mode
 from gateway.policy import RUNTIME_CONTROLS
-from simulator.stack.errors import LabError
+from labcore.errors import LabError
 
 OFF = "off"
 ALL = "all"

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from labcore.errors import LabError
 from simulator.scenarios import (
     BurstStep,
     ExportStep,
@@ -30,7 +31,6 @@ from simulator.scenarios import (
     Scenario,
     StepBase,
 )
-from simulator.stack.errors import LabError
 
 WRITE_METHODS = frozenset({"POST", "PUT", "DELETE"})
 

@@ -19,8 +19,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
+from labcore.errors import LabError
 from simulator.load.spec import LoadSpec
-from simulator.stack.errors import LabError
 
 MODULE = "simulator.load.locust_process"
 START_BUDGET_S = 60.0  # imports, the library, the workers connecting (logins: LoadSpec)

@@ -29,8 +29,10 @@ from typing import Any
 import httpx
 
 from gateway.audit_sink import ALERTS_FILE, AUDIT_FILE
+from labcore.config import LabConfig
+from labcore.errors import LabError
+from labcore.profiles import load_profiles
 from simulator.authserver.apply import apply_profiles
-from simulator.authserver.profiles import load_profiles
 from simulator.load.matrix import Configuration, full_matrix
 from simulator.load.plan import LoadPlan, build_plan
 from simulator.load.processes import START_BUDGET_S, locust_processes, wait_for
@@ -42,8 +44,6 @@ from simulator.load.spec import SAMPLES_FILE, LoadSpec, Population, Slice, lab_e
 from simulator.load.stats import summarize
 from simulator.replay.library import common_family, seeded
 from simulator.scenarios import ParameterError, bindings_for, load_library
-from simulator.stack.config import LabConfig
-from simulator.stack.errors import LabError
 from simulator.stack.extra_gateway import extra_gateway, free_port
 
 MAX_SECONDS = 3600.0

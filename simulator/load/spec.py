@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from simulator.stack.config import LabConfig
+from labcore.config import LabConfig
 
 SAMPLES_FILE = "samples.json"
 

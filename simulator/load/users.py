@@ -26,7 +26,8 @@ from gevent.event import Event
 from locust import FastHttpUser, constant, constant_throughput
 from locust.exception import StopUser
 
-from simulator.authserver.profiles import ClientProfile
+from labcore.config import LabConfig
+from labcore.profiles import ClientProfile
 from simulator.load.plan import LoadPlan, LoadTask, ScenarioLoad, TaskKind
 from simulator.load.responses import Outcome, classify, next_page
 from simulator.load.samples import TOKEN
@@ -34,7 +35,6 @@ from simulator.load.spec import Population
 from simulator.replay.credentials import obtain
 from simulator.scenarios import Bindings, Launch, bindings_for, resolve
 from simulator.smart.tokens import Token
-from simulator.stack.config import LabConfig
 
 FHIR_JSON = "application/fhir+json"
 RENEW_BEFORE_S = 15.0  # obtain a new token this long before the current one expires

@@ -7,10 +7,11 @@ from typing import Any
 
 import httpx
 
+from labcore.config import LabConfig
+from labcore.profiles import Authenticator, ClientProfile
+from labcore.tenants import load_tenants
 from seed.users import DEMO_PASSWORD
 from simulator.authserver.probe import classify
-from simulator.authserver.profiles import Authenticator, ClientProfile
-from simulator.authserver.tenants import load_tenants
 from simulator.replay.model import ScopeProbe
 from simulator.scenarios import Bindings, Launch, Scenario, User
 from simulator.smart.auth import ClientSecret, PrivateKeyJwt, PublicClient
@@ -20,7 +21,6 @@ from simulator.smart.ehr import mint_launch
 from simulator.smart.errors import SmartError
 from simulator.smart.keys import client_key
 from simulator.smart.tokens import Token
-from simulator.stack.config import LabConfig
 
 DEFAULT_CALLBACK = "http://localhost:9999/callback"
 PRACTITIONER = "prac-{letter}-000"  # a seeded clinician of the tenant (seed.ids.practitioner_id)

@@ -9,7 +9,8 @@ from typing import Any
 
 import httpx
 
-from simulator.authserver.profiles import ClientProfile, load_profiles
+from labcore.config import LabConfig
+from labcore.profiles import ClientProfile, load_profiles
 from simulator.replay.alerts import AlertWatch
 from simulator.replay.clock import OffHoursClock
 from simulator.replay.credentials import Credentials, obtain
@@ -39,7 +40,6 @@ from simulator.scenarios import (
 from simulator.scenarios.vocabulary import Launch
 from simulator.smart.errors import SmartError
 from simulator.smart.tokens import Token, jwt_claims
-from simulator.stack.config import LabConfig
 
 FHIR_JSON = "application/fhir+json"
 EXPORT_BUDGET_S = 120.0

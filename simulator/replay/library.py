@@ -14,18 +14,18 @@ from typing import Any
 import httpx
 
 from gateway.controls import Mode
+from labcore.config import LabConfig
+from labcore.errors import LabError
+from labcore.profiles import load_profiles
 from seed.lab import read_seed_record
 from seed.options import PopulationOptions
 from seed.population import generate_population
 from simulator.authserver.apply import apply_profiles
-from simulator.authserver.profiles import load_profiles
 from simulator.replay.alerts import alert_expectation
 from simulator.replay.engine import replay
 from simulator.replay.model import ScenarioRun
 from simulator.replay.target import GatewayTarget, extra_target, lab_target
 from simulator.scenarios import Bindings, Scenario, bindings_for, load_library
-from simulator.stack.config import LabConfig
-from simulator.stack.errors import LabError
 from simulator.stack.extra_gateway import extra_gateway, modes_all
 
 Say = Callable[[str], None]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from gateway.controls import Mode
 from gateway.policy import Policy, load_policy
-from simulator.stack.config import LabConfig
+from labcore.config import LabConfig
 
 
 @dataclass(frozen=True)

@@ -10,11 +10,11 @@ from typing import Any
 
 from gateway.audit.chain import verify_chain
 from gateway.audit_sink import AUDIT_FILE
+from labcore.config import LabConfig
 from simulator.replay.library import LibraryReplay
 from simulator.results.directory import ResultsDirectory
 from simulator.results.document import build_document
 from simulator.results.report import render_reports
-from simulator.stack.config import LabConfig
 
 RESULTS_FILE = "results.json"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from simulator.authserver.profiles import ClientProfile
+from labcore.profiles import ClientProfile
 from simulator.scenarios.model import USER_LAUNCHES, Scenario
 from simulator.scenarios.problems import Lines, Problem, problem
 from simulator.scenarios.vocabulary import Launch, Verdict

@@ -7,12 +7,12 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from simulator.authserver.profiles import PROFILE_DIR, ClientProfile, load_profiles
+from labcore.config import REPO_ROOT
+from labcore.profiles import PROFILE_DIR, ClientProfile, load_profiles
+from labcore.yamlfile import DocumentError, load_yaml
 from simulator.scenarios.checks import check_scenario
 from simulator.scenarios.model import Scenario
 from simulator.scenarios.problems import Lines, Problem, from_validation, problem
-from simulator.stack.config import REPO_ROOT
-from simulator.yamlfile import DocumentError, load_yaml
 
 SCENARIO_DIR = Path("scenarios")
 Profiles = Mapping[str, ClientProfile]

@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from simulator.authserver.profiles import CLIENT_ID, TENANT, scope_problem
+from labcore.profiles import CLIENT_ID, TENANT, scope_problem
 from simulator.scenarios.steps import StepBase, step_union
 from simulator.scenarios.vocabulary import Alert, ControlId, Kind, Launch, User, Verdict
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from labcore.yamlfile import Path_
 from simulator.scenarios.steps import STEP_TYPES
-from simulator.yamlfile import Path_
 
 Lines = dict[Path_, int]
 

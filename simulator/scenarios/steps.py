@@ -26,7 +26,7 @@ from simulator.scenarios.requests import RequestLine, parse_request
 from simulator.scenarios.vocabulary import ControlId, Launch
 
 if TYPE_CHECKING:
-    from simulator.authserver.profiles import ClientProfile
+    from labcore.profiles import ClientProfile
 
 STEP_NAME = r"^[A-Za-z0-9][A-Za-z0-9 ,.'()/_+-]{0,79}$"
 STEP_TYPES: dict[str, type[StepBase]] = {}

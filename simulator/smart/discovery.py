@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from simulator.stack.errors import LabError
+from labcore.errors import LabError
 
 
 @dataclass(frozen=True)

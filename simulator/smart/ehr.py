@@ -13,7 +13,7 @@ import time
 from joserfc import jwt
 from joserfc.jwk import OctKey
 
-from simulator.authserver.tenants import Tenant
+from labcore.tenants import Tenant
 
 
 def mint_launch(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from simulator.stack.errors import LabError
+from labcore.errors import LabError
 
 
 class SmartError(LabError):

@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from simulator.stack.config import LabConfig
+from labcore.config import LabConfig
 from simulator.stack.errors import DownloadFailed
 from simulator.stack.tools import find_maven
 

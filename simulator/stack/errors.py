@@ -1,21 +1,8 @@
-"""Errors a user can cause while starting or stopping the lab; each carries a fix hint.
-
-The CLI turns any `LabError` into one clear message and a non-zero exit, never a traceback.
-"""
+"""Errors a user can cause while starting or stopping the lab (subclasses of `LabError`)."""
 
 from __future__ import annotations
 
-
-class LabError(Exception):
-    """Base of every error the lab reports to a user."""
-
-    def __init__(self, message: str, hint: str = "") -> None:
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
-
-    def __str__(self) -> str:
-        return f"{self.message}\n  fix: {self.hint}" if self.hint else self.message
+from labcore.errors import LabError
 
 
 class ToolMissing(LabError):

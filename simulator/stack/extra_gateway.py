@@ -25,8 +25,8 @@ import yaml
 
 from gateway.controls import Mode
 from gateway.policy import POLICY_FILE, RUNTIME_CONTROLS, load_policy
-from simulator.stack.config import LabConfig
-from simulator.stack.errors import LabError
+from labcore.config import LabConfig
+from labcore.errors import LabError
 
 START_TIMEOUT_S = 20.0
 

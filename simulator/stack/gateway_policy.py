@@ -12,7 +12,7 @@ import yaml
 
 from gateway.controls import Mode
 from gateway.policy import POLICY_FILE, RUNTIME_CONTROLS, load_policy
-from simulator.stack.errors import LabError
+from labcore.errors import LabError
 
 
 def parse_controls(text: str) -> dict[str, Mode]:

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 
 import httpx
 
+from labcore.config import LabConfig, port_variable
+from labcore.errors import LabError
 from simulator.authserver.provision import provision_tenants
 from simulator.stack.artifacts import Say, quiet
-from simulator.stack.config import LabConfig, port_variable
-from simulator.stack.errors import LabError
 from simulator.stack.process import ProcessManager, ServiceSpec, ServiceState, ServiceStatus
 from simulator.stack.services import (
     HEALTH_CHECKS,

@@ -11,6 +11,8 @@ import sys
 
 import httpx
 
+from labcore.config import LabConfig
+from labcore.errors import LabError
 from simulator.stack.artifacts import (
     Say,
     ensure_hapi_jar,
@@ -18,8 +20,6 @@ from simulator.stack.artifacts import (
     install_smart_provider,
     quiet,
 )
-from simulator.stack.config import LabConfig
-from simulator.stack.errors import LabError
 from simulator.stack.process import ServiceSpec, status_ok
 from simulator.stack.tools import find_jdk
 

@@ -21,13 +21,13 @@ import httpx
 import psutil
 import pytest
 
+from labcore.config import REPO_ROOT, LabConfig, Ports, load_config
 from simulator.authserver.apply import apply_profiles
 from simulator.smart.auth import PrivateKeyJwt
 from simulator.smart.client import SmartClient
 from simulator.smart.discovery import discover_issuer
 from simulator.smart.keys import client_key
 from simulator.stack import lab as stack
-from simulator.stack.config import REPO_ROOT, LabConfig, Ports, load_config
 
 # The test lab's ports are the defaults + FHIRLAB_TEST_PORT_OFFSET (10000: 18080, 18180, ...).
 OFFSET = int(os.environ.get("FHIRLAB_TEST_PORT_OFFSET", "10000"))

@@ -28,8 +28,8 @@ import httpx
 import pytest
 
 from gateway.config import GatewayConfig
+from labcore.config import LabConfig
 from simulator.smart.tokens import Token
-from simulator.stack.config import LabConfig
 from tests.integration import test_gateway as lab_gateway
 from tests.integration.bypass_corpus import (
     PLACEHOLDERS,

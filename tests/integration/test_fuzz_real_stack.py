@@ -75,7 +75,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from simulator.stack.config import LabConfig
+from labcore.config import LabConfig
 from tests.client_strategies import accept, pairs, weighted
 from tests.integration import test_bypass_corpus as corpus
 from tests.integration.bypass_corpus import (

@@ -27,16 +27,16 @@ from gateway.audit import verify_chain
 from gateway.config import GatewayConfig, load_gateway_config
 from gateway.controls import Mode
 from gateway.settings import GatewaySettings, TenantIssuer
+from labcore.config import LabConfig
+from labcore.profiles import Authenticator, load_profiles
 from seed import PopulationOptions
 from seed.lab import seed_lab
 from seed.users import DEMO_PASSWORD
-from simulator.authserver.profiles import Authenticator, load_profiles
 from simulator.smart.auth import ClientSecret, PrivateKeyJwt, PublicClient
 from simulator.smart.client import SmartClient
 from simulator.smart.discovery import discover_issuer
 from simulator.smart.keys import client_key
 from simulator.smart.tokens import Token
-from simulator.stack.config import LabConfig
 
 pytestmark = pytest.mark.anyio
 POPULATION = PopulationOptions(patients=20, seed=7, tenants=2)  # the test population

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
+from labcore.config import LabConfig
 from seed.lab import read_seed_record, seed_lab
-from simulator.stack.config import LabConfig
 from tests.integration.conftest import lab_env
 from tests.integration.test_replay import POPULATION
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from labcore.config import LabConfig
 from seed import PopulationOptions
 from seed.lab import seed_lab
-from simulator.stack.config import LabConfig
 from tests.integration.conftest import lab_env
 
 POPULATION = PopulationOptions(patients=20, seed=7, tenants=2)  # the test population

@@ -18,13 +18,13 @@ from typing import Any
 import httpx
 import pytest
 
+from labcore.config import LabConfig
+from labcore.keycloak_admin import KeycloakAdmin
 from seed import Population, PopulationOptions, generate_population
 from seed.counts import SEEDED_TYPES
 from seed.lab import SeedReport, read_seed_record, seed_lab
 from seed.users import DEMO_PASSWORD
 from simulator.authserver.provision import provision_tenants
-from simulator.kcadmin import KeycloakAdmin
-from simulator.stack.config import LabConfig
 from tests.integration.conftest import lab_env
 
 OPTIONS = PopulationOptions(patients=20, seed=7, tenants=2)

@@ -9,18 +9,18 @@ from collections.abc import Iterator
 
 import pytest
 
+from labcore.config import LabConfig
+from labcore.keycloak_admin import KeycloakAdmin
+from labcore.profiles import ClientProfile, load_profiles
+from labcore.tenants import Tenant, load_tenants
 from simulator.authserver.apply import apply_profiles
 from simulator.authserver.probe import probe_client_credentials
-from simulator.authserver.profiles import ClientProfile, load_profiles
-from simulator.authserver.tenants import Tenant, load_tenants
-from simulator.kcadmin import KeycloakAdmin
 from simulator.smart.auth import ClientSecret, PrivateKeyJwt, PublicClient
 from simulator.smart.client import SmartClient
 from simulator.smart.discovery import AuthServer, discover_fhir, discover_issuer
 from simulator.smart.ehr import mint_launch
 from simulator.smart.errors import SmartError
 from simulator.smart.keys import client_key
-from simulator.stack.config import LabConfig
 
 CALLBACK = "http://localhost:9999/callback"
 PATIENT_USER = ("itest-patient", "demo-only-itest-password", "pat-a-900001")

@@ -10,10 +10,10 @@ from typing import Any
 import httpx
 import pytest
 
-from simulator.kcadmin import KeycloakAdmin
+from labcore.config import LabConfig
+from labcore.errors import LabError
+from labcore.keycloak_admin import KeycloakAdmin
 from simulator.stack import lab as stack
-from simulator.stack.config import LabConfig
-from simulator.stack.errors import LabError
 from tests.integration.conftest import tenant_tag
 
 FHIR_JSON = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}

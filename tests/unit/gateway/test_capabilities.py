@@ -20,7 +20,7 @@ from gateway.capabilities import ClientCapabilities, Grants, filter_capabilities
 from gateway.classify import ClassifyError, classify
 from gateway.context import RequestContext
 from gateway.policy import OperationsPolicy
-from gateway.scopes import parse_scopes
+from labcore.scopes import parse_scopes
 
 ALL = ["read", "vread", "update", "patch", "delete", "history-instance", "history-type"]
 ALL += ["create", "search-type"]

@@ -17,9 +17,9 @@ from gateway.clock import ClockError, SimulatedClock, parse_instant, simulated_c
 from gateway.config import GatewayConfig
 from gateway.context import RequestContext
 from gateway.policy import Policy, load_policy
-from gateway.scopes import parse_scopes
 from gateway.settings import GatewaySettings
 from gateway.tokens import VerifiedToken
+from labcore.scopes import parse_scopes
 
 
 def test_parse_instant_needs_an_offset() -> None:

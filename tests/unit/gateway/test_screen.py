@@ -16,11 +16,11 @@ from gateway.controls import Mode
 from gateway.denial import Denial
 from gateway.pipeline import Pipeline
 from gateway.policy import ClientPolicy
-from gateway.scopes import parse_scopes
 from gateway.screen import Screened, redact_outcomes, resources_of, screen
 from gateway.stages.compartment import CompartmentStage
 from gateway.stages.scopes import ScopesStage
 from gateway.stages.tenant import TENANT_TAG_SYSTEM, TenantStage
+from labcore.scopes import parse_scopes
 from tests.unit.gateway.test_stage_compartment import P, Q, obs, pat, request
 
 FOREIGN = "pat-a-zz9"  # an id no request below names

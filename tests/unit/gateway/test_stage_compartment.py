@@ -20,10 +20,10 @@ from gateway.context import RequestContext
 from gateway.controls import Mode
 from gateway.denial import Denial
 from gateway.pipeline import Pipeline
-from gateway.scopes import parse_scopes
 from gateway.screen import screen
 from gateway.stages.compartment import CompartmentStage, narrowing, patched_elements
 from gateway.tokens import VerifiedToken
+from labcore.scopes import parse_scopes
 
 P = "pat-a-000001"
 Q = "pat-a-000002"

@@ -17,7 +17,6 @@ from gateway.context import RequestContext
 from gateway.controls import Mode
 from gateway.denial import Denial
 from gateway.pipeline import Pipeline
-from gateway.scopes import parse_scopes
 from gateway.stages.compartment import CompartmentStage
 from gateway.stages.tenant import (
     TENANT_TAG_SYSTEM,
@@ -28,6 +27,7 @@ from gateway.stages.tenant import (
     tenant_of,
 )
 from gateway.tokens import VerifiedToken
+from labcore.scopes import parse_scopes
 
 
 def test_untagged_resource_is_stamped_and_other_tags_kept() -> None:

@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 
 from gateway.controls import Mode
 from gateway.policy import RUNTIME_CONTROLS
+from labcore.errors import LabError
 from simulator.load.matrix import MATRIX_NAMES, configuration, full_matrix, parse_matrix
-from simulator.stack.errors import LabError
 
 
 def test_the_full_matrix_is_off_each_control_alone_then_all() -> None:

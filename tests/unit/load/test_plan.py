@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from labcore.errors import LabError
 from simulator.load.plan import TaskKind, build_plan, scenario_load
 from simulator.scenarios import Scenario, load_library, load_scenario, validate
-from simulator.stack.errors import LabError
 
 MIXED = """\
 schema_version: 1

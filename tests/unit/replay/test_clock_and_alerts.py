@@ -14,10 +14,10 @@ from hypothesis import strategies as st
 from gateway.anomaly.hours import OffHoursDetector
 from gateway.controls import Mode
 from gateway.policy import load_policy
+from labcore.config import load_config
 from simulator.replay.alerts import AlertWatch, alert_expectation
 from simulator.replay.clock import CLOCK_HEADER, OffHoursClock, off_hours_offset
 from simulator.replay.target import lab_target
-from simulator.stack.config import load_config
 
 NY = ZoneInfo("America/New_York")
 POLICY = load_policy()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from simulator.authserver.profiles import load_profiles
+from labcore.profiles import load_profiles
 from simulator.replay.engine import _facts
 from simulator.replay.model import ScopeProbe, SessionEndResult, StepResult
 from simulator.replay.verdict import (

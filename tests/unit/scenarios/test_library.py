@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from labcore.config import REPO_ROOT
 from simulator.scenarios import CONTROLS, Scenario, Verdict, load_library, validate
 from simulator.scenarios.loader import SCENARIO_DIR
-from simulator.stack.config import REPO_ROOT
 
 LIBRARY = REPO_ROOT / SCENARIO_DIR
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from simulator.authserver.profiles import ClientProfile
+from labcore.profiles import ClientProfile
+from labcore.yamlfile import DocumentError
 from simulator.scenarios import Problem, load_library, load_scenario, validate
 from simulator.scenarios.loader import default_profiles
-from simulator.yamlfile import DocumentError
 
 GOOD = """\
 schema_version: 1

@@ -13,10 +13,10 @@ import pytest
 from typer.testing import CliRunner
 
 import seed.lab
+from labcore.errors import LabError
 from seed.options import PopulationOptions
 from seed.writers import read_manifest
 from simulator.cli import app
-from simulator.stack.errors import LabError
 
 runner = CliRunner()
 

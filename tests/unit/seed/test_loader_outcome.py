@@ -7,6 +7,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from labcore.config import LabConfig
+from labcore.errors import LabError
 from seed.counts import SEEDED_TYPES, count_on_server
 from seed.jobs import BundleJob
 from seed.lab import (
@@ -22,8 +24,6 @@ from seed.loader import LoadSummary
 from seed.options import PopulationOptions
 from seed.outcome import diagnostics, locate
 from seed.population import Population
-from simulator.stack.config import LabConfig
-from simulator.stack.errors import LabError
 
 BASE = "http://hapi.test/fhir"
 

@@ -11,6 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
+from labcore.errors import LabError
+from labcore.keycloak_admin import KeycloakAdmin
 from seed import PopulationOptions, generate_population
 from seed.population import Population
 from seed.users import (
@@ -24,8 +26,6 @@ from seed.users import (
     practitioner_user,
     seed_users,
 )
-from simulator.kcadmin import KeycloakAdmin
-from simulator.stack.errors import LabError
 
 KC = "http://kc.test"
 ADMIN_ONLY = {"view": ["admin"], "edit": ["admin"]}

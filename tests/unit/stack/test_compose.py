@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from simulator.stack.config import KEYCLOAK_VERSION, REPO_ROOT, Ports
+from labcore.config import KEYCLOAK_VERSION, REPO_ROOT, Ports
 from simulator.stack.services import POSTGRES_DIALECT, keycloak_start_options
 
 COMPOSE = REPO_ROOT / "docker-compose.yml"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from labcore.config import load_config
+from labcore.errors import LabError
 from simulator.stack import lab as stack
-from simulator.stack.config import load_config
-from simulator.stack.errors import LabError
 
 CLOSED = "http://127.0.0.1:1"
 

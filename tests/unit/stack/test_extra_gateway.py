@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from gateway.controls import Mode
-from simulator.stack.config import load_config
-from simulator.stack.errors import LabError
+from labcore.config import load_config
+from labcore.errors import LabError
 from simulator.stack.extra_gateway import extra_gateway, modes_all, write_extra_policy
 
 

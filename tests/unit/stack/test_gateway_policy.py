@@ -6,7 +6,7 @@ import pytest
 
 from gateway.controls import Mode
 from gateway.policy import RUNTIME_CONTROLS, load_policy
-from simulator.stack.errors import LabError
+from labcore.errors import LabError
 from simulator.stack.gateway_policy import parse_controls, write_policy
 
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import psutil
 import pytest
 
+from labcore.config import LabConfig, load_config
+from labcore.errors import LabError
 from simulator.stack import lab, services
-from simulator.stack.config import LabConfig, load_config
-from simulator.stack.errors import LabError
 from simulator.stack.process import ProcessManager
 from simulator.stack.services import (
     check_hapi_datasource,

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from simulator.stack.errors import LabError
+from labcore.errors import LabError
 
 
 class KeycloakAdmin:

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from simulator.stack.errors import LabError
+from labcore.errors import LabError
 
 Model = TypeVar("Model", bound=BaseModel)
 Path_ = tuple[str | int, ...]

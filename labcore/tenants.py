@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from simulator.yamlfile import load_model
+from labcore.yamlfile import load_model
 
 TENANTS_FILE = Path("keycloak") / "tenants.yaml"
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.scopes import (
+from labcore.scopes import (
     SPECIAL_SCOPES,
     InvalidScope,
     ResourceScope,

@@ -15,8 +15,8 @@ from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from gateway.scopes import SPECIAL_SCOPES, ScopeError, parse_scope
-from simulator.yamlfile import DocumentError, load_model
+from labcore.scopes import SPECIAL_SCOPES, ScopeError, parse_scope
+from labcore.yamlfile import DocumentError, load_model
 
 PROFILE_DIR = Path("keycloak") / "clients"
 CLIENT_ID = r"^[a-z0-9][a-z0-9-]{1,62}$"

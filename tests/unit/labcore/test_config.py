@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from simulator.stack.config import load_config
-from simulator.stack.errors import LabError
+from labcore.config import load_config
+from labcore.errors import LabError
 from simulator.stack.services import POSTGRES_DIALECT, hapi_database_args, hapi_database_env
 
 

@@ -8,13 +8,13 @@ import pytest
 
 from gateway.config import load_gateway_config
 from gateway.settings import GatewaySettings
+from labcore.config import REPO_ROOT
+from labcore.profiles import ClientProfile, load_profile, load_profiles
+from labcore.tenants import load_tenants
+from labcore.yamlfile import DocumentError
 from simulator.authserver.catalogue import catalogue_names, client_scope
 from simulator.authserver.clients import client_representation, wanted_scopes
-from simulator.authserver.profiles import ClientProfile, load_profile, load_profiles
 from simulator.authserver.realm import realm_representation
-from simulator.authserver.tenants import load_tenants
-from simulator.stack.config import REPO_ROOT
-from simulator.yamlfile import DocumentError
 
 GOOD = """\
 schema_version: 1
