@@ -23,11 +23,9 @@ from starlette.responses import Response as StarletteResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from gateway.audit_sink import GatewayAudit
 from gateway.capabilities import ClientCapabilities
 from gateway.classify import ClassifyError, Interaction, classify
 from gateway.clock import ClockError, simulated_clock
-from gateway.compartment import patient_search_params
 from gateway.config import GatewayConfig
 from gateway.context import Finding, RequestContext
 from gateway.controls import Mode
@@ -46,6 +44,7 @@ from gateway.proxy import (
     count_patients,
     read_body,
 )
+from gateway.recorder import GatewayAudit
 from gateway.settings import GatewaySettings
 from gateway.smart_config import SmartConfiguration
 from gateway.stages import Stage
@@ -56,7 +55,8 @@ from gateway.stages.rate_limit import RATE, RateLimitStage
 from gateway.stages.scopes import ScopesStage
 from gateway.stages.tenant import TenantStage
 from gateway.stages.token import TOKEN, TokenStage
-from gateway.tokens import TokenVerifier
+from gateway.token_verifier import TokenVerifier
+from labcore.patient_compartment import patient_search_params
 
 log = logging.getLogger("gateway")
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]

@@ -44,7 +44,7 @@ from gateway.fhir_xml import NotServable, to_xml
 from gateway.formats import Kind, NotAcceptable, negotiate
 from gateway.outcome import denial_response, operation_outcome
 from gateway.policy import OperationsPolicy
-from gateway.tokens import TokenVerifier, VerifiedToken
+from gateway.token_verifier import TokenVerifier, VerifiedToken
 from labcore.scopes import ScopeSet
 
 __all__ = ["ClientCapabilities", "Grants", "filter_capabilities"]

@@ -12,7 +12,7 @@ from urllib.parse import quote_plus
 from gateway.classify import FhirRequest, Params
 from gateway.denial import Denial
 from gateway.returned import Returned
-from gateway.tokens import VerifiedToken
+from gateway.token_verifier import VerifiedToken
 
 # A check of one returned resource; returns a Denial if it must not go out.
 ResourceCheck = Callable[[Returned], Denial | None]

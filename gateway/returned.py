@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from gateway.compartment import AnswerText, compartment_patient_ids, referenced_patient_ids
 from gateway.denial import Denial
+from labcore.patient_compartment import AnswerText, compartment_patient_ids, referenced_patient_ids
 
 __all__ = ["Returned", "first_refusal", "refusal"]
 

@@ -32,11 +32,11 @@ from urllib.parse import unquote_plus
 
 import orjson
 
-from gateway.compartment import AnswerText
 from gateway.context import Finding, RequestContext
 from gateway.denial import Denial, forbidden
 from gateway.formats import is_json, is_ndjson, media_type
 from gateway.returned import Returned, first_refusal, refusal
+from labcore.patient_compartment import AnswerText
 
 __all__ = ["Screened", "resources_of", "screen"]
 

@@ -6,6 +6,7 @@ Detectors are pure, bounded state machines (`observe(record) -> list[Alert]`): `
 file and into the audit chain; `observe_and_log()` ties a finished request to both.
 """
 
+from gateway.anomaly.alert_sink import AlertSink, observe_and_log, read_alerts
 from gateway.anomaly.base import Alert, Detector, Severity
 from gateway.anomaly.config import ConfigError
 from gateway.anomaly.demographics import (
@@ -18,7 +19,6 @@ from gateway.anomaly.fanout import FanoutConfig, PatientFanoutDetector
 from gateway.anomaly.hours import OffHoursConfig, OffHoursDetector
 from gateway.anomaly.paging import PagingConfig, PagingWalkDetector
 from gateway.anomaly.profile import OutOfProfileDetector, ProfileConfig, profiles_from_scopes
-from gateway.anomaly.sink import AlertSink, observe_and_log, read_alerts
 from gateway.anomaly.volume import VolumeConfig, VolumeDetector
 
 __all__ = [

@@ -2,7 +2,7 @@
 
 A token with a patient in context (SMART `launch/patient`, the `patient` claim) is confined to
 that patient's compartment as the FHIR R4 Patient CompartmentDefinition draws it
-(`gateway/compartment.py`). Tokens without a patient (backend services, practitioners) pass
+(`labcore/patient_compartment.py`). Tokens without a patient (backend services, practitioners) pass
 untouched. Every request that goes on also gets a check of each resource in the response: a
 compartment type must reference the patient; a type never in the compartment (Organization,
 Practitioner, Medication, Location, ...: reference data, which a patient app needs to render its
@@ -74,7 +74,12 @@ from gateway.classify import (
     parse_include_value,
     parse_search_param_name,
 )
-from gateway.compartment import (
+from gateway.context import RequestContext, ResourceCheck
+from gateway.current import CurrentResources, stored_version
+from gateway.denial import Denial, bad_request, forbidden
+from gateway.returned import Returned
+from gateway.stages import Check, Stage
+from labcore.patient_compartment import (
     Membership,
     membership,
     patient_element_paths,
@@ -82,11 +87,6 @@ from gateway.compartment import (
     patient_search_params,
     references_patient,
 )
-from gateway.context import RequestContext, ResourceCheck
-from gateway.current import CurrentResources, stored_version
-from gateway.denial import Denial, bad_request, forbidden
-from gateway.returned import Returned
-from gateway.stages import Check, Stage
 
 __all__ = ["CompartmentStage", "describe", "narrowing", "patched_elements", "response_check"]
 

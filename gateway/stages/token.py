@@ -2,7 +2,7 @@
 
 Authentication is not a numbered control: without a verified identity no other control can be
 judged, so it is always enforced (its refusals carry C10 when the issuer is not trusted). Tokens
-are verified locally against the issuer's JWKS (`gateway/tokens.py`). Control C09 adds an
+are verified locally against the issuer's JWKS (`gateway/token_verifier.py`). Control C09 adds an
 introspection call (cached for `introspection_ttl_s`), the only way to see that a still-unexpired
 JWT was revoked.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 from gateway.context import RequestContext
 from gateway.denial import unauthorized
 from gateway.stages import Check, Stage
-from gateway.tokens import TokenVerifier
+from gateway.token_verifier import TokenVerifier
 
 TOKEN = "token"  # pseudo control id: the stage's on/off switch in the policy
 

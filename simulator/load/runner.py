@@ -28,7 +28,7 @@ from typing import Any
 
 import httpx
 
-from gateway.audit_sink import ALERTS_FILE, AUDIT_FILE
+from gateway.recorder import ALERTS_FILE, AUDIT_FILE
 from labcore.config import LabConfig
 from labcore.errors import LabError
 from labcore.profiles import load_profiles

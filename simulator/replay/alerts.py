@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from gateway.audit_sink import ALERTS_FILE
+from gateway.recorder import ALERTS_FILE
 from simulator.replay.model import ExpectationResult
 
 SETTLE_S = 3.0  # the gateway writes alerts through a queue: wait this long for expected ones

@@ -7,7 +7,7 @@ import re
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any, Final
 
-from gateway.compartment import compartment_patient_ids
+from labcore.patient_compartment import compartment_patient_ids
 
 _CONTROL: Final = re.compile(r"^\s*\[(C\d{2})\]")
 

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gateway.audit_sink import ALERTS_FILE, AUDIT_FILE
+from gateway.recorder import ALERTS_FILE, AUDIT_FILE
 
 
 def _size(path: Path) -> int:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.audit.chain import verify_chain
-from gateway.audit_sink import AUDIT_FILE
+from gateway.recorder import AUDIT_FILE
 from labcore.config import LabConfig
 from simulator.replay.library import LibraryReplay
 from simulator.results.directory import ResultsDirectory

@@ -583,7 +583,7 @@ def chatbot_token(seeded: LabConfig) -> Token:
 
 
 def patient_ids(bundle: dict[str, Any]) -> set[str]:
-    from gateway.compartment import compartment_patient_ids
+    from labcore.patient_compartment import compartment_patient_ids
 
     found: set[str] = set()
     for entry in bundle.get("entry", []):

@@ -12,13 +12,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from gateway.audit_sink import GatewayAudit
 from gateway.clock import ClockError, SimulatedClock, parse_instant, simulated_clock
 from gateway.config import GatewayConfig
 from gateway.context import RequestContext
 from gateway.policy import Policy, load_policy
+from gateway.recorder import GatewayAudit
 from gateway.settings import GatewaySettings
-from gateway.tokens import VerifiedToken
+from gateway.token_verifier import VerifiedToken
 from labcore.scopes import parse_scopes
 
 

@@ -13,12 +13,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.audit_sink import to_record
 from gateway.context import RequestContext
 from gateway.controls import Mode
 from gateway.denial import Denial
 from gateway.ndjson import NdjsonChecker, is_ndjson
 from gateway.pipeline import Pipeline
+from gateway.recorder import to_record
 from gateway.screen import Screened, resources_of, screen
 from gateway.stages.tenant import TENANT_TAG_SYSTEM, SameTenant, TenantStage
 from tests.unit.gateway.test_stage_tenant import request

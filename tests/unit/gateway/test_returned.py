@@ -9,13 +9,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import gateway.returned
-from gateway.compartment import compartment_patient_ids, references_patient
 from gateway.context import RequestContext
 from gateway.proxy import Forwarded, count_patients
 from gateway.returned import Returned
 from gateway.screen import Screened, screen
 from gateway.stages.compartment import response_check
 from gateway.stages.tenant import TENANT_TAG_SYSTEM, SameTenant
+from labcore.patient_compartment import compartment_patient_ids, references_patient
 
 TAG = {"tag": [{"system": TENANT_TAG_SYSTEM, "code": "tenant-a"}]}
 

@@ -22,7 +22,7 @@ from gateway.denial import Denial
 from gateway.pipeline import Pipeline
 from gateway.screen import screen
 from gateway.stages.compartment import CompartmentStage, narrowing, patched_elements
-from gateway.tokens import VerifiedToken
+from gateway.token_verifier import VerifiedToken
 from labcore.scopes import parse_scopes
 
 P = "pat-a-000001"

@@ -26,7 +26,7 @@ from gateway.stages.tenant import (
     stamp_entries,
     tenant_of,
 )
-from gateway.tokens import VerifiedToken
+from gateway.token_verifier import VerifiedToken
 from labcore.scopes import parse_scopes
 
 

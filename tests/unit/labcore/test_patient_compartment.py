@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.compartment import (
+from labcore.patient_compartment import (
     NOT_IN_COMPARTMENT,
     PATIENT_COMPARTMENT,
     AnswerText,
