@@ -14,6 +14,9 @@ from gateway.denial import Denial
 from gateway.returned import Returned
 from gateway.token_verifier import VerifiedToken
 
+# The parts of the request that stages may rewrite before it goes upstream: query parameters,
+# path, body, conditional-create criteria.
+UpstreamRequest = tuple[Params | None, str | None, bytes | None, str | None]
 # A check of one returned resource; returns a Denial if it must not go out.
 ResourceCheck = Callable[[Returned], Denial | None]
 
@@ -68,6 +71,17 @@ class RequestContext:
     if_none_exist: str | None = None
     # The body parsed as JSON, with the body it was parsed from (`json_body`).
     parsed: tuple[bytes, Any] | None = None
+
+    def upstream_request(self) -> UpstreamRequest:
+        """What the stages may change of the request that goes upstream (see `restore_...`)."""
+        return (self.upstream_params, self.upstream_path, self.body, self.if_none_exist)
+
+    def restore_upstream_request(self, request: UpstreamRequest) -> None:
+        """Undo a stage's changes to the request that goes upstream (a monitored control)."""
+        if request != self.upstream_request():
+            self.upstream_params, self.upstream_path, self.body, self.if_none_exist = request
+        if self.body is not None:
+            self.parsed = None  # a stage may have changed the parsed body in place
 
     def json_body(self) -> Any:
         """The body parsed as JSON, once per body (ValueError if it is not JSON)."""

@@ -1,9 +1,10 @@
 """The stage pipeline: built once from the policy, run per request (and per batch entry).
 
 Each stage contributes (control, check) pairs; the policy gives every control a mode. A check of
-an `off` control is skipped; a refusal under `enforce` stops the request, under `monitor` it is
-recorded as a finding and the request goes on. The time spent in each stage is recorded, so the
-cost of every control can be read off the audit log and compared in one run.
+an `off` control is skipped; a refusal under `enforce` stops the request. Under `monitor` a check
+only records: its refusal is a finding, its response checks record instead of withholding, and
+any rewrite of the request it made is undone (`_monitor`). The time spent in each stage is
+recorded, so the cost of every control can be read off the audit log and compared in one run.
 """
 
 from __future__ import annotations
@@ -57,26 +58,16 @@ class Pipeline:
             t0 = clock()
             try:
                 for control, check, mode in checks:
-                    before = len(ctx.resource_checks)
+                    if mode is Mode.MONITOR:
+                        await _monitor(ctx, control, check)
+                        continue
                     try:
                         await check(ctx)
                     except Denial as denial:
-                        enforced = mode is Mode.ENFORCE
                         ctx.findings.append(
-                            Finding(
-                                denial.control or control,
-                                "deny" if enforced else "monitor",
-                                denial.status,
-                                denial.reason,
-                            )
+                            Finding(denial.control or control, "deny", denial.status, denial.reason)
                         )
-                        if enforced:
-                            return denial
-                    finally:
-                        if mode is Mode.MONITOR and len(ctx.resource_checks) > before:
-                            # a monitored control's response checks record, never withhold
-                            ctx.monitor_checks.extend(ctx.resource_checks[before:])
-                            del ctx.resource_checks[before:]
+                        return denial
             finally:
                 stage_ms[stage] = stage_ms.get(stage, 0.0) + (clock() - t0) * 1000
         return None
@@ -184,6 +175,27 @@ def _group(
             grouped.append((stage, []))
         grouped[-1][1].append((control, check, mode))
     return grouped
+
+
+async def _monitor(ctx: RequestContext, control: str | None, check: Check) -> None:
+    """A check in monitor mode looks and records; it changes nothing. A refusal becomes a
+    `monitor` finding; the response checks it adds record what they would withhold instead of
+    withholding it; and whatever it rewrote of the request (a search narrowed to the patient or
+    the tenant, a stamped body, a capped `_count`) is undone, so the request goes upstream as it
+    would with the control off."""
+    request = ctx.upstream_request()
+    checks_before = len(ctx.resource_checks)
+    try:
+        await check(ctx)
+    except Denial as denial:
+        ctx.findings.append(
+            Finding(denial.control or control, "monitor", denial.status, denial.reason)
+        )
+    finally:
+        if len(ctx.resource_checks) > checks_before:
+            ctx.monitor_checks.extend(ctx.resource_checks[checks_before:])
+            del ctx.resource_checks[checks_before:]
+        ctx.restore_upstream_request(request)
 
 
 def _enforce(ctx: RequestContext, denial: Denial) -> Denial:
