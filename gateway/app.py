@@ -47,7 +47,7 @@ from gateway.proxy import (
 from gateway.recorder import GatewayAudit
 from gateway.settings import GatewaySettings
 from gateway.smart_config import SmartConfiguration
-from gateway.stages import Stage
+from gateway.stages import Stage, check_order
 from gateway.stages.client_policy import ClientPolicyStage
 from gateway.stages.compartment import CompartmentStage, narrowing
 from gateway.stages.operations import OperationsStage
@@ -86,7 +86,7 @@ def build_stages(
     config: GatewayConfig, verifier: TokenVerifier, current: CurrentResources | None = None
 ) -> list[Stage]:
     policy = config.policy
-    return [
+    stages: list[Stage] = [
         TokenStage(verifier, config.client_classes),
         RateLimitStage(policy.rate_limit),
         ClientPolicyStage(policy.client_policy),
@@ -95,6 +95,8 @@ def build_stages(
         OperationsStage(policy.operations),
         CompartmentStage(current),
     ]
+    check_order(stages)
+    return stages
 
 
 def _bearer(authorization: str) -> str | None:

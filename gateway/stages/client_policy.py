@@ -17,6 +17,8 @@ from gateway.stages import Check, Stage
 
 class ClientPolicyStage(Stage):
     name = "client_policy"
+    reads = frozenset({"token", "client_class"})
+    writes = frozenset()
 
     def __init__(self, policy: ClientPolicy) -> None:
         self.operational = frozenset(policy.operational_classes)

@@ -623,6 +623,8 @@ class CompartmentStage(Stage):
     other than Patient are refused and updates are checked on their body only."""
 
     name = "compartment"
+    reads = frozenset({"token", "fhir", "upstream_params", "body", "if_none_exist", "stored"})
+    writes = frozenset({"upstream_params", "if_none_exist", "resource_checks", "stored"})
 
     def __init__(self, current: CurrentResources | None = None) -> None:
         self.current = current

@@ -20,6 +20,8 @@ EXPORT_FLOW = frozenset({"$export", "$export-poll-status"})
 
 class OperationsStage(Stage):
     name = "operations"
+    reads = frozenset({"token", "fhir", "upstream_params"})
+    writes = frozenset({"upstream_params"})
 
     def __init__(self, policy: OperationsPolicy) -> None:
         self.export_clients = frozenset(policy.export_clients)

@@ -14,6 +14,8 @@ RATE = "rate_limit"  # pseudo control id: on/off from the policy
 
 class RateLimitStage(Stage):
     name = "rate_limit"
+    reads = frozenset({"token"})
+    writes = frozenset()
 
     def __init__(self, policy: RateLimitPolicy) -> None:
         self.rate = policy.requests_per_second

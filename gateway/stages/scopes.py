@@ -74,6 +74,8 @@ def satisfies(resource: dict[str, Any], constraints: tuple[tuple[str, str], ...]
 
 class ScopesStage(Stage):
     name = "scopes"
+    reads = frozenset({"token", "client_class", "fhir", "upstream_params"})
+    writes = frozenset({"resource_checks"})
 
     def __init__(self, client_policy: ClientPolicy) -> None:
         self.operational = frozenset(client_policy.operational_classes)

@@ -203,6 +203,8 @@ class TenantStage(Stage):
     id are checked against the version they change; without it, on their body only."""
 
     name = "tenant"
+    reads = frozenset({"token", "fhir", "upstream_params", "body", "if_none_exist", "stored"})
+    writes = frozenset({"body", "upstream_params", "if_none_exist", "resource_checks", "stored"})
 
     def __init__(self, current: CurrentResources | None = None) -> None:
         self.current = current

@@ -19,6 +19,8 @@ TOKEN = "token"  # pseudo control id: the stage's on/off switch in the policy
 
 class TokenStage(Stage):
     name = "token"
+    reads = frozenset({"bearer"})
+    writes = frozenset({"token", "client_class"})
 
     def __init__(self, verifier: TokenVerifier, client_classes: dict[str, str]) -> None:
         self.verifier = verifier
