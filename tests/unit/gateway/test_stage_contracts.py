@@ -96,7 +96,8 @@ def test_every_stage_declares_real_fields() -> None:
         assert stage.reads <= FIELDS, stage.name
         assert stage.writes <= FIELDS, stage.name
     declared = {s.name for s in all_stages()}
-    assert declared == {cls.name for cls in Stage.__subclasses__()}  # none left out here
+    gateways = {c.name for c in Stage.__subclasses__() if c.__module__.startswith("gateway.")}
+    assert declared == gateways  # none left out here
     assert stages_package.REQUEST_FIELDS <= FIELDS
 
 
