@@ -15,7 +15,7 @@ import json
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 from joserfc import jws
@@ -28,6 +28,14 @@ from gateway.settings import TenantIssuer
 from labcore.scopes import ScopeSet, parse_scopes
 
 _CACHE_SIZE = 20_000
+
+
+class Clock(Protocol):
+    """Where the verifier reads the time: the `time` module, or a test's clock."""
+
+    def time(self) -> float: ...
+
+    def monotonic(self) -> float: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,10 +118,17 @@ class JwksCache:
     """Each issuer's signing keys, fetched lazily, kept `ttl_s`, refetched on an unknown `kid`
     (key rotation) at most every `min_refetch_s`."""
 
-    def __init__(self, http: httpx.AsyncClient, ttl_s: float, min_refetch_s: float = 10.0):
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        ttl_s: float,
+        min_refetch_s: float = 10.0,
+        clock: Clock = time,
+    ):
         self.http = http
         self.ttl_s = ttl_s
         self.min_refetch_s = min_refetch_s
+        self.clock = clock
         self._keys: dict[str, tuple[KeySet, set[str], float]] = {}
 
     async def _fetch(self, issuer: TenantIssuer) -> tuple[KeySet, set[str], float]:
@@ -121,17 +136,18 @@ class JwksCache:
             resp = await self.http.get(issuer.jwks_uri, timeout=5.0)
             resp.raise_for_status()
             keys = KeySet.import_key_set(resp.json())
-        except (httpx.HTTPError, ValueError, JoseError) as exc:
+        except (httpx.HTTPError, ValueError, TypeError, KeyError, JoseError) as exc:
+            # not reachable, not JSON, not a JWK Set (a list, keys that are not objects)
             raise Denial(
                 503, f"cannot fetch the signing keys of {issuer.issuer} ({type(exc).__name__})"
             ) from exc
-        entry = (keys, {str(k.kid) for k in keys.keys}, time.monotonic())
+        entry = (keys, {str(k.kid) for k in keys.keys}, self.clock.monotonic())
         self._keys[issuer.issuer] = entry
         return entry
 
     async def keys_for(self, issuer: TenantIssuer, kid: str | None) -> KeySet:
         entry = self._keys.get(issuer.issuer)
-        now = time.monotonic()
+        now = self.clock.monotonic()
         stale = entry is None or now - entry[2] > self.ttl_s
         rotated = (
             entry is not None
@@ -156,6 +172,7 @@ class TokenVerifier:
         leeway_s: int = 30,
         jwks_ttl_s: float = 300,
         introspection_ttl_s: float = 10,
+        clock: Clock = time,
     ) -> None:
         self.issuers = {i.issuer: i for i in issuers}
         self.audience = audience
@@ -163,12 +180,13 @@ class TokenVerifier:
         self.algorithms = algorithms
         self.leeway_s = leeway_s
         self.introspection_ttl_s = introspection_ttl_s
-        self.jwks = JwksCache(http, jwks_ttl_s)
+        self.clock = clock
+        self.jwks = JwksCache(http, jwks_ttl_s, clock=clock)
         self._verified = _Lru()
         self._introspected: dict[str, tuple[bool, float]] = {}
 
     async def verify(self, token: str) -> VerifiedToken:
-        now = time.time()
+        now = self.clock.time()
         cached = self._verified.get_fresh(token, now - self.leeway_s)
         if cached is not None:
             return cached
@@ -210,7 +228,7 @@ class TokenVerifier:
 
     async def is_active(self, token: str, verified: VerifiedToken) -> bool:
         """RFC 7662: does the issuer still consider the token active (not revoked)?"""
-        now = time.time()
+        now = self.clock.time()
         cached = self._introspected.get(token)
         if cached is not None and cached[1] > now:
             return cached[0]
@@ -228,7 +246,14 @@ class TokenVerifier:
             ) from exc
         if resp.status_code != 200:
             raise Denial(503, f"introspection at {issuer.issuer} answered {resp.status_code}")
-        active = bool(resp.json().get("active"))
+        try:
+            answer = resp.json()
+        except ValueError:
+            raise Denial(
+                503, f"introspection at {issuer.issuer} answered something that is not JSON"
+            ) from None
+        # only the JSON value true means active (RFC 7662): not "false", 1 or a missing member
+        active = isinstance(answer, dict) and answer.get("active") is True
         until = min(now + self.introspection_ttl_s, float(verified.expires_at))
         if len(self._introspected) > _CACHE_SIZE:
             self._introspected.clear()
