@@ -1015,7 +1015,7 @@ class Harness:
 
     # -- running ------------------------------------------------------------------------------
 
-    def run(self, answers: Sequence[Answer], requests: Sequence[Request]) -> None:
+    def check_exchanges(self, answers: Sequence[Answer], requests: Sequence[Request]) -> None:
         """Every request, by every viewer, against every answer; raises the first violation."""
         t0 = time.perf_counter()
         try:

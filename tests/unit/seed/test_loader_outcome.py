@@ -137,7 +137,15 @@ def test_count_on_server_errors_are_lab_errors() -> None:
 
 def test_check_hapi_accepts_a_capability_statement() -> None:
     capability = {"resourceType": "CapabilityStatement", "fhirVersion": "4.0.1"}
-    check_hapi(BASE, httpx.MockTransport(lambda _: httpx.Response(200, json=capability)))
+    asked: list[httpx.Request] = []
+
+    def hapi(request: httpx.Request) -> httpx.Response:
+        asked.append(request)
+        return httpx.Response(200, json=capability)
+
+    assert check_hapi(BASE, httpx.MockTransport(hapi)) is None  # no LabError
+    assert [(r.method, str(r.url)) for r in asked] == [("GET", f"{BASE}/metadata")]
+    assert asked[0].headers["Accept"] == "application/fhir+json"
 
 
 def test_check_hapi_unreachable_says_start_the_lab() -> None:

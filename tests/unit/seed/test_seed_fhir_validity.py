@@ -70,6 +70,10 @@ def test_validation_catches_a_broken_resource(all_resources: list[dict[str, Any]
 
 def test_bundles_validate(population: Population) -> None:
     model = get_fhir_model_class("Bundle")
-    for n, (_, bundle) in enumerate(iter_bundles(population)):
+    phases = set()
+    for n, (name, bundle) in enumerate(iter_bundles(population)):
         if n % 40 == 0 or bundle["entry"][0]["resource"]["resourceType"] != "Patient":
-            model.model_validate(bundle)
+            validated = model.model_validate(bundle)
+            assert len(validated.entry) == len(bundle["entry"]), name
+            phases.add(name.split("-", 1)[0])
+    assert phases == {"0", "1", "2"}  # the shared bundle, patient bundles and group bundles

@@ -46,9 +46,11 @@ class FakeKeycloak:
         self.users: dict[str, set[str]] = {realm: set() for realm in profiles}
         self.imports: list[tuple[str, dict[str, Any]]] = []
         self.answer: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+        self.asked: list[str] = []  # "METHOD path" of every request
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
+        self.asked.append(f"{request.method} {path}")
         if path == "/realms/master/protocol/openid-connect/token":
             return httpx.Response(200, json={"access_token": "t", "expires_in": 60})
         assert request.headers["Authorization"] == "Bearer t"
@@ -179,7 +181,10 @@ def test_user_editable_patient_attribute_is_refused() -> None:
 
 
 def test_a_well_provisioned_realm_passes() -> None:
-    check_realm(admin_for(FakeKeycloak({"tenant-a": GOOD_PROFILE})), "tenant-a")
+    fake = FakeKeycloak({"tenant-a": GOOD_PROFILE})
+    assert check_realm(admin_for(fake), "tenant-a") is None  # no LabError
+    assert "GET /admin/realms/tenant-a/users/profile" in fake.asked  # the profile was read
+    assert fake.imports == []  # and nothing written
 
 
 # ---- partialImport ------------------------------------------------------------------------

@@ -113,4 +113,10 @@ def test_any_query_string_never_raises(query: str) -> None:
 def test_structured_demographic_queries_never_raise(pairs: list[tuple[str, str]]) -> None:
     from urllib.parse import urlencode
 
-    assess_patient_search(urlencode(pairs))
+    assessed = assess_patient_search(urlencode(pairs))
+    if all(name == "x" for name, _ in pairs):
+        assert assessed is None  # no demographic parameter: not a demographic search
+    if assessed is not None:
+        kind, reasons = assessed
+        assert kind == ("broad" if reasons else "plain")
+        assert len(reasons) <= 10 and all(isinstance(r, str) and r for r in reasons)
