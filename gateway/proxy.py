@@ -9,8 +9,8 @@ stop at the gateway.
 Two paths: `forward` relays (the pass-through proxy, no pipeline); `checked` is the one every
 request of the policy gateway takes: HAPI is asked for JSON, the answer is read whole and
 screened (`gateway/screen.py`), and only what passed goes out, in the format the client asked
-for (`gateway/formats.py`); what cannot be read is withheld (docs/gateway.md, "The rule for
-answers").
+for (`gateway/formats.py`); what cannot be read is withheld (docs/explanation/gateway.md, "The
+rule for answers").
 """
 
 from __future__ import annotations
