@@ -6,7 +6,8 @@ from __future__ import annotations
 class Denial(Exception):
     """A refusal: HTTP status, the control that refused (C01..C12, or None for the basics such as
     a missing token), a reason for the client and the audit log, and for 401/403 the RFC 6750
-    error code that goes into `WWW-Authenticate`."""
+    error code that goes into `WWW-Authenticate`; for 429 (and 503) the seconds a client should
+    wait, which goes into `Retry-After`."""
 
     def __init__(
         self,
@@ -14,11 +15,13 @@ class Denial(Exception):
         reason: str,
         control: str | None = None,
         bearer_error: str | None = None,
+        retry_after_s: float | None = None,
     ) -> None:
         super().__init__(reason)
         self.status = status
         self.reason = reason
         self.control = control
+        self.retry_after_s = retry_after_s
         self.bearer_error = bearer_error or {
             401: "invalid_token",
             403: "insufficient_scope",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 from starlette.responses import Response
 
@@ -27,8 +28,11 @@ _ISSUE_CODES = {
 
 
 def denial_response(denial: Denial) -> Response:
-    """A refusal as a FHIR OperationOutcome; 401/403 carry RFC 6750 `WWW-Authenticate`."""
+    """A refusal as a FHIR OperationOutcome; 401/403 carry RFC 6750 `WWW-Authenticate`, a
+    refusal that says when to come back `Retry-After` (whole seconds, rounded up)."""
     headers = {}
+    if denial.retry_after_s is not None:
+        headers["Retry-After"] = str(max(1, math.ceil(denial.retry_after_s)))
     if denial.bearer_error:
         reason = header_safe(denial.reason.replace('"', "'"))
         headers["WWW-Authenticate"] = (

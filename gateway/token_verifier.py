@@ -130,19 +130,27 @@ class JwksCache:
         self.min_refetch_s = min_refetch_s
         self.clock = clock
         self._keys: dict[str, tuple[KeySet, set[str], float]] = {}
+        self._failed: dict[str, float] = {}  # issuer -> when its last fetch failed
 
     async def _fetch(self, issuer: TenantIssuer) -> tuple[KeySet, set[str], float]:
+        # a client picks the `kid`: while the issuer's JWKS cannot be fetched, it is asked again
+        # at most every min_refetch_s, not once per request
+        failed = self._failed.get(issuer.issuer)
+        if failed is not None and self.clock.monotonic() - failed < self.min_refetch_s:
+            raise Denial(503, f"cannot fetch the signing keys of {issuer.issuer} (failed lately)")
         try:
             resp = await self.http.get(issuer.jwks_uri, timeout=5.0)
             resp.raise_for_status()
             keys = KeySet.import_key_set(resp.json())
         except (httpx.HTTPError, ValueError, TypeError, KeyError, JoseError) as exc:
             # not reachable, not JSON, not a JWK Set (a list, keys that are not objects)
+            self._failed[issuer.issuer] = self.clock.monotonic()
             raise Denial(
                 503, f"cannot fetch the signing keys of {issuer.issuer} ({type(exc).__name__})"
             ) from exc
         entry = (keys, {str(k.kid) for k in keys.keys}, self.clock.monotonic())
         self._keys[issuer.issuer] = entry
+        self._failed.pop(issuer.issuer, None)
         return entry
 
     async def keys_for(self, issuer: TenantIssuer, kid: str | None) -> KeySet:
@@ -215,8 +223,8 @@ class TokenVerifier:
         verified = to_verified(token, claims, issuer)
         if verified.expires_at + self.leeway_s <= now:
             raise unauthorized("the token has expired")
-        nbf = claims.get("nbf")
-        if isinstance(nbf, int | float) and nbf - self.leeway_s > now:
+        nbf = _as_int(claims["nbf"], "nbf") if "nbf" in claims else None
+        if nbf is not None and nbf - self.leeway_s > now:
             raise unauthorized("the token is not valid yet")
         audience = claims.get("aud")
         audiences = audience if isinstance(audience, list) else [audience]

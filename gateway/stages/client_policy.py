@@ -9,6 +9,8 @@ A client the profiles do not know is judged as operational AI: the strict defaul
 
 from __future__ import annotations
 
+import time
+
 from gateway.context import RequestContext
 from gateway.denial import forbidden, unauthorized
 from gateway.policy import ClientPolicy
@@ -42,13 +44,16 @@ class ClientPolicyStage(Stage):
             )
 
     async def lifetime(self, ctx: RequestContext) -> None:
-        if ctx.token is None or ctx.token.lifetime_s is None:
+        token = ctx.token
+        if token is None:
             return
-        if ctx.token.lifetime_s > self.max_lifetime_s:
+        if token.lifetime_s is not None:
+            lifetime, what = token.lifetime_s, "token lifetime"
+        else:  # no `iat`: what is left of it is the least its lifetime can be
+            lifetime, what = token.expires_at - int(time.time()), "token without iat, left"
+        if lifetime > self.max_lifetime_s:
             raise unauthorized(
-                f"token lifetime {ctx.token.lifetime_s} s exceeds the policy maximum "
-                f"{self.max_lifetime_s} s",
-                "C02",
+                f"{what} {lifetime} s exceeds the policy maximum {self.max_lifetime_s} s", "C02"
             )
 
     async def offline(self, ctx: RequestContext) -> None:

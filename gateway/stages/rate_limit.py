@@ -10,6 +10,7 @@ from gateway.policy import RateLimitPolicy
 from gateway.stages import Check, Stage
 
 RATE = "rate_limit"  # pseudo control id: on/off from the policy
+MAX_CLIENTS = 10_000  # buckets kept before the full ones are dropped
 
 
 class RateLimitStage(Stage):
@@ -33,6 +34,21 @@ class RateLimitStage(Stage):
         if tokens < 1.0:
             self._buckets[client] = (tokens, now)
             wait = (1.0 - tokens) / self.rate
-            raise Denial(429, f"client {client!r} exceeds {self.rate:g} requests/s (retry in "
-                         f"{wait:.1f} s)")  # fmt: skip
+            raise Denial(
+                429,
+                f"client {client!r} exceeds {self.rate:g} requests/s (retry in {wait:.1f} s)",
+                retry_after_s=wait,
+            )
+        if len(self._buckets) >= MAX_CLIENTS and client not in self._buckets:
+            self._forget_full(now)
         self._buckets[client] = (tokens - 1.0, now)
+
+    def _forget_full(self, now: float) -> None:
+        """Drop the buckets that have refilled (a client seen again starts full anyway), so the
+        table stays bounded by the clients active within a refill time."""
+        full = [
+            c for c, (tokens, last) in self._buckets.items()
+            if tokens + (now - last) * self.rate >= self.burst
+        ]  # fmt: skip
+        for c in full:
+            del self._buckets[c]

@@ -29,6 +29,17 @@ from gateway.stages import Check, Stage
 from labcore.scopes import ScopeSet, interaction_permission
 
 _FREE = frozenset({Interaction.CAPABILITIES, Interaction.SMART_CONFIGURATION, Interaction.BATCH})
+# Operations that change data need the permission of the change, not read (names without case).
+WRITING_OPERATIONS: Final[dict[str, str]] = {
+    "$meta-add": "u",
+    "$meta-delete": "u",
+    "$binary-access-write": "u",
+    "$merge": "u",
+    "$hapi.fhir.replace-references": "u",
+    "$expunge": "d",
+    "$delete-expunge": "d",
+    "$process-message": "c",
+}
 
 
 def needed(ctx: RequestContext) -> tuple[str, str] | None:
@@ -40,12 +51,15 @@ def needed(ctx: RequestContext) -> tuple[str, str] | None:
         return None  # the bulk-export flow after kick-off: governed by C04 (export allowlist)
     if fhir.is_page:
         return None  # a page of a search already made: each resource it returns is checked
+    if fhir.operation == "$export":
+        return None  # each type the kick-off asks for is checked (`ScopesStage.export_types`)
     if fhir.interaction is Interaction.OPERATION:
         # `Patient/P/$everything` needs read access to the patient; what it returns is checked
         # resource by resource (`ReadableType`). Without an id it covers every patient.
         if fhir.operation == "$everything" and fhir.resource_id is None:
             return "*", "r"
-        return (fhir.resource_type or "*"), "r"
+        permission = WRITING_OPERATIONS.get((fhir.operation or "").lower(), "r")
+        return (fhir.resource_type or "*"), permission
     if fhir.resource_type is None:  # system-level search or history
         return "*", interaction_permission(fhir.interaction)
     return fhir.resource_type, interaction_permission(fhir.interaction)

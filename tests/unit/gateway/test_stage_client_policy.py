@@ -5,6 +5,8 @@ A client the profiles do not know (no class) is judged as operational AI: the st
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -128,11 +130,13 @@ def test_a_token_within_the_lifetime_passes(lifetime: int) -> None:
     passes(STAGE.lifetime, context(token=token))
 
 
-def test_a_token_without_iat_is_not_judged_by_c02() -> None:
-    # what the stage does today: no `iat`, no lifetime to compare (see the report)
-    token = verified(issued_at=None, expires_at=10**10)
+def test_a_token_without_iat_is_judged_by_what_is_left_of_it() -> None:
+    now = int(time.time())
+    token = verified(issued_at=None, expires_at=now + 10**6)  # days left, however old it is
     assert token.lifetime_s is None
-    passes(STAGE.lifetime, context(token=token))
+    assert "without iat" in refusal(STAGE.lifetime, context(token=token), 401, "C02").reason
+    short = verified(issued_at=None, expires_at=now + 300)
+    passes(STAGE.lifetime, context(token=short))
 
 
 # -- C03: no offline_access ---------------------------------------------------------------------

@@ -176,6 +176,14 @@ def test_a_search_count_over_the_maximum_is_capped(
     assert ctx.upstream_params == sent
 
 
+@pytest.mark.parametrize(
+    "path", ["_history", "Observation/_history", "Patient/p-1/_history", "Patient/p-1/$everything"]
+)
+def test_a_count_is_capped_on_every_request_that_pages(path: str) -> None:
+    ctx = passes(STAGE.cap_count, context("GET", path, "_count=5000", token=verified()))
+    assert ctx.upstream_params == (("_count", "200"),)
+
+
 @pytest.mark.parametrize("query", ["_count=200", "_count=0", "_count=20&code=x", "code=x", ""])
 def test_a_search_count_within_the_maximum_is_left_alone(query: str) -> None:
     ctx = passes(STAGE.cap_count, context("GET", "Observation", query, token=verified()))
@@ -200,3 +208,11 @@ def test_no_count_sent_upstream_exceeds_the_maximum(counts: list[int], other: li
     sent = ctx.params
     assert [int(v) for k, v in sent if k == "_count"] == [min(n, 200) for n in counts]
     assert [k + "=" + v for k, v in sent if k != "_count"] == other
+
+
+@pytest.mark.parametrize("operation", ["$Everything", "$EVERYTHING", "$EXPORT", "$Export"])
+def test_operation_names_are_matched_without_case(operation: str) -> None:
+    ctx = context("GET", f"Patient/p-1/{operation}", token=verified(client_id="someone"))
+    control = "C04" if operation.lower() == "$export" else "C12"
+    check = STAGE.export if control == "C04" else STAGE.dangerous
+    refusal(check, ctx, 403, control)

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from gateway.context import RequestContext
 from gateway.denial import Denial
+from gateway.outcome import denial_response
 from gateway.policy import RateLimitPolicy
 from gateway.stages import rate_limit
 from gateway.stages.rate_limit import RATE, RateLimitStage
@@ -127,3 +128,25 @@ def test_no_more_pass_than_the_burst_and_the_refill_allow(
                 granted += 1
     assert granted >= min(len(gaps), burst)  # the bucket starts full
     assert granted <= burst + (clock.now - start) * rate + 1e-9
+
+
+def test_a_429_says_when_to_come_back(clock: Clock) -> None:
+    limiter = stage(rate=0.5, burst=1)
+    passes(limiter.take, request())
+    denial = refusal(limiter.take, request(), 429, None)
+    assert denial.retry_after_s == pytest.approx(2.0)
+    assert denial_response(denial).headers["Retry-After"] == "2"
+
+
+def test_the_buckets_of_idle_clients_are_forgotten(
+    clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(rate_limit, "MAX_CLIENTS", 3)
+    limiter = stage(rate=1, burst=2)
+    for client in ("a", "b", "c"):
+        passes(limiter.take, request(client))
+    clock.now += 10  # every bucket has refilled
+    passes(limiter.take, request("d"))
+    assert set(limiter._buckets) == {"d"}
+    passes(limiter.take, request("e"))  # below the bound again: nothing dropped
+    assert set(limiter._buckets) == {"d", "e"}

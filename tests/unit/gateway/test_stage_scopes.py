@@ -237,12 +237,11 @@ def test_a_group_export_of_readable_types_passes() -> None:
     assert kinds(ctx) == ["ReadableType"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a system-level $export needs system/*.r whatever its _type (needed() asks for '*')",
-)
 def test_a_system_export_of_readable_types_passes() -> None:
     covered("system/Observation.rs", "GET", "$export", "_type=Observation", BACKEND)
+    reason = uncovered("system/Observation.rs", "GET", "$export", "_type=Condition", BACKEND)
+    assert "Condition" in reason
+    assert "every type" in uncovered("system/Observation.rs", "GET", "$export", "", BACKEND)
 
 
 @pytest.mark.parametrize(
@@ -310,3 +309,20 @@ def test_a_constrained_read_scope_holds_returned_resources_to_its_constraints() 
     readable = ReadableType(parse_scopes(f"patient/Observation.rs?category={LAB}"))
     assert readable(Returned(observation(LAB))) is None
     assert readable(Returned(observation("x|social-history"))) is not None
+
+
+@pytest.mark.parametrize(
+    ("path", "permission"),
+    [
+        ("Observation/o-1/$meta-delete", "u"),
+        ("Observation/o-1/$meta-add", "u"),
+        ("Observation/o-1/$expunge", "d"),
+        ("Observation/$Expunge", "d"),
+    ],
+)
+def test_an_operation_that_changes_data_needs_that_permission(path: str, permission: str) -> None:
+    reader = verified("patient/Observation.rs")
+    refusal(STAGE.covered, context("POST", path, token=reader), 403, "C05")
+    granted = "".join(p for p in "cruds" if p in "rs" + permission)  # SMART v2 order
+    writer = verified(f"patient/Observation.{granted}")
+    passes(STAGE.covered, context("POST", path, token=writer))

@@ -443,6 +443,26 @@ async def test_stale_keys_are_not_used_when_the_jwks_is_down(realm: Realm, clock
     await refused(verifier, mint(jti="b"), status=503)
 
 
+async def test_a_jwks_that_is_down_is_not_asked_on_every_request(
+    verifier: TokenVerifier, realm: Realm, clock: Clock
+) -> None:
+    realm.jwks = unreachable
+    await refused(verifier, mint(jti="a"), status=503)
+    for kid in ("x", "y", "z"):  # a client picks the kid: each one would mean a fetch
+        await refused(verifier, mint(kid=kid, jti=kid), status=503)
+    assert realm.jwks_fetches == 1
+    realm.jwks = realm.serve_keys
+    clock.advance(11)  # past min_refetch_s: asked again, and the keys are there
+    assert (await verifier.verify(mint(jti="b"))).subject == "user-1"
+    assert realm.jwks_fetches == 2
+
+
+@pytest.mark.parametrize("nbf", ["0", "soon", [1], True])
+async def test_an_nbf_that_is_not_a_number_is_refused(verifier: TokenVerifier, nbf: Any) -> None:
+    denial = await refused(verifier, mint(nbf=nbf))
+    assert "nbf" in denial.reason
+
+
 # -- introspection (C09) ------------------------------------------------------------------------
 
 
