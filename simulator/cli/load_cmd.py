@@ -1,5 +1,6 @@
 """`fhirlab load`: the scenario library under Locust load, through one gateway per configuration
-of the controls matrix in interleaved rounds, against the running, seeded lab (docs/load.md)."""
+of the controls matrix in interleaved rounds, against the running, seeded lab
+(docs/explanation/load.md)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """`fhirlab load`: the scenario library under Locust load, once per gateway configuration of the
-controls matrix, so that the cost of each control is measured end to end (docs/load.md).
+controls matrix, so that the cost of each control is measured end to end (docs/explanation/load.md).
 
     from simulator.load import LoadOptions, parse_matrix, run_matrix
     result = run_matrix(cfg, LoadOptions(seconds=5, matrix=tuple(parse_matrix("off,all"))), run_dir)

@@ -2,7 +2,8 @@
 their steps become Locust tasks (pure: no server, no Locust).
 
 A scenario becomes one Locust user class, weighted by its `load.weight`; each of its steps that
-makes sense as a repeated request becomes a task with the step's `weight`:
+makes sense as a repeated request becomes a task with the step's `weight`. A task runs one
+request of its step's walk (`simulator.steps`, the interpreter the replay uses too) per run:
 
 - `request`: the request itself (writes too, unless the plan is read-only);
 - `page_walk`: its pages, one per task run: the first page with `_count`, then the `next` link,
@@ -33,6 +34,10 @@ from simulator.scenarios import (
 )
 
 WRITE_METHODS = frozenset({"POST", "PUT", "DELETE"})
+LEFT_OUT: dict[type[StepBase], str] = {
+    ExportStep: "bulk export: an asynchronous server job, not a repeated request",
+    RefreshStep: "token refresh: load on the authorization server, not on the gateway",
+}
 
 
 class TaskKind(StrEnum):
@@ -42,18 +47,36 @@ class TaskKind(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class LoadTask:
-    """One Locust task: a step's request (parameters unresolved) and its weight."""
+    """One Locust task: a step (its definition, run by the step interpreter) and its weight."""
 
     name: str  # the request name in the statistics: "<scenario>: <step>"
-    step: str
-    kind: TaskKind
-    method: str
-    url: str
+    definition: RequestStep | PageWalkStep | BurstStep
     weight: int
-    body: Any = None
-    form: Any = None
-    count: int | None = None  # page walks: _count of the first page
-    max_pages: int | None = None  # page walks: pages before starting over
+
+    @property
+    def step(self) -> str:
+        return self.definition.name
+
+    @property
+    def kind(self) -> TaskKind:
+        walks = isinstance(self.definition, PageWalkStep)
+        return TaskKind.PAGE_WALK if walks else TaskKind.REQUEST
+
+    @property
+    def method(self) -> str:
+        return self.definition.request_line.method
+
+    @property
+    def body(self) -> Any:
+        return getattr(self.definition, "body", None)
+
+    @property
+    def count(self) -> int | None:  # page walks: _count of the first page
+        return getattr(self.definition, "count", None)
+
+    @property
+    def max_pages(self) -> int | None:  # page walks: pages before starting over
+        return getattr(self.definition, "max_pages", None)
 
     @property
     def next_page_name(self) -> str:
@@ -101,30 +124,14 @@ def task_name(scenario: str, step: str) -> str:
 
 def step_task(scenario: str, step: StepBase, *, read_only: bool) -> LoadTask | str:
     """The task a step becomes, or why it has none."""
-    name = task_name(scenario, step.name)
     if isinstance(step, RequestStep):
         line = step.request_line
         is_search = line.url.split("?")[0].endswith("_search")
         if read_only and line.method in WRITE_METHODS and not is_search:
             return f"{line.method} is a write (read-only load run)"
-        return LoadTask(
-            name, step.name, TaskKind.REQUEST, line.method, line.url, step.weight,
-            body=step.body, form=step.form,
-        )  # fmt: skip
-    if isinstance(step, PageWalkStep):
-        url = step.request_line.url
-        return LoadTask(
-            name, step.name, TaskKind.PAGE_WALK, "GET", url, step.weight,
-            count=step.count, max_pages=step.max_pages,
-        )  # fmt: skip
-    if isinstance(step, BurstStep):
-        url = step.request_line.url
-        return LoadTask(name, step.name, TaskKind.REQUEST, "GET", url, step.weight)
-    if isinstance(step, ExportStep):
-        return "bulk export: an asynchronous server job, not a repeated request"
-    if isinstance(step, RefreshStep):
-        return "token refresh: load on the authorization server, not on the gateway"
-    return f"step type {step.type_name!r} has no load task"
+    if isinstance(step, RequestStep | PageWalkStep | BurstStep):
+        return LoadTask(task_name(scenario, step.name), step, step.weight)
+    return LEFT_OUT.get(type(step), f"step type {step.type_name!r} has no load task")
 
 
 def scenario_load(scenario: Scenario, *, read_only: bool = False) -> ScenarioLoad:

@@ -1,4 +1,5 @@
-"""What a load run produces: one result per configuration, and `load.json` (docs/load.md)."""
+"""What a load run produces: one result per configuration, and `load.json`
+(docs/reference/results.md)."""
 
 from __future__ import annotations
 

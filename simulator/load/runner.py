@@ -8,7 +8,7 @@ configuration's slices together.
 Writes `<run_dir>/load.json`, `<run_dir>/load/<config>/` (the gateway's policy, log,
 audit.jsonl and alerts.jsonl, the configuration's samples, `round-<n>/` with each slice's
 Locust CSVs and samples) and `<run_dir>/load/` (Locust's logs, the logins' samples, the
-warm-up's gateway and slice); see docs/load.md.
+warm-up's gateway and slice); see docs/explanation/load.md.
 """
 
 from __future__ import annotations

@@ -7,20 +7,22 @@ while a slice runs (`SliceControl`): the Locust process starts the first slice w
 has its token, so that slow logins do not eat into the measured time, points the users at the
 slice's gateway, and pauses them between slices. Every request is tagged with the slice it was
 sent in. The token is kept across slices: every gateway of the run accepts the lab's tokens.
-A response is judged
-once (`simulator.load.responses`): a policy refusal is reported as a success to Locust and marked
-`denied` in the request's context, so the raw-sample listener can count it.
+
+The steps are interpreted by `simulator.steps`, as in the replay: a task takes the next request
+of its step's walk; this module only sends it with Locust's client and reports it as a request
+event (the edge). An answer is judged once (`simulator.steps.classify`): a policy refusal is
+reported as a success to Locust and marked `denied` in the request's context, so the raw-sample
+listener can count it.
 """
 
 from __future__ import annotations
 
 import itertools
-import json
 import random
 import time
 from collections.abc import Callable
 from typing import Any, ClassVar
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 from gevent.event import Event
 from locust import FastHttpUser, constant, constant_throughput
@@ -28,15 +30,14 @@ from locust.exception import StopUser
 
 from labcore.config import LabConfig
 from labcore.profiles import ClientProfile
-from simulator.load.plan import LoadPlan, LoadTask, ScenarioLoad, TaskKind
-from simulator.load.responses import Outcome, classify, next_page
+from simulator.load.plan import LoadPlan, LoadTask, ScenarioLoad
 from simulator.load.samples import TOKEN
 from simulator.load.spec import Population
 from simulator.replay.credentials import obtain
-from simulator.scenarios import Bindings, Launch, bindings_for, resolve
+from simulator.scenarios import Bindings, Launch, bindings_for
 from simulator.smart.tokens import Token
+from simulator.steps import Outcome, Part, Reply, Session, StepRequest, Walk, classify
 
-FHIR_JSON = "application/fhir+json"
 RENEW_BEFORE_S = 15.0  # obtain a new token this long before the current one expires
 URL_SAFE = "/?&=:,$|*_.~-()'!+@;%"
 
@@ -79,8 +80,9 @@ class ScenarioUser(FastHttpUser):
         self.number = next(self.numbering)
         self.bindings = self._bindings()
         self.token: Token | None = None
-        # task name -> (next url, pages walked, the slice it was walked in)
-        self.walks: dict[str, tuple[str, int, int]] = {}
+        self.session = Session(self.control.host, self.bindings)
+        # task name -> (its step's walk, the slice it was walked in)
+        self.walks: dict[str, tuple[Walk, int]] = {}
         self._renew()
 
     def wait_for_slice(self) -> None:
@@ -147,38 +149,37 @@ class ScenarioUser(FastHttpUser):
             return False
         return time.time() > token.received_at + token.expires_in - RENEW_BEFORE_S
 
-    def headers(self) -> dict[str, str]:
-        headers = {"Accept": FHIR_JSON}
-        if self.token is not None:
-            headers["Authorization"] = f"Bearer {self.token.access_token}"
-        return headers
-
-    # ---- requests ---------------------------------------------------------------------
-    def send(
-        self,
-        method: str,
-        url: str,
-        name: str,
-        *,
-        data: str | None = None,
-        content_type: str | None = None,
-    ) -> bytes | None:
-        """One request in the current slice, to its gateway, judged; the body of a successful
-        response (for page walks)."""
+    # ---- the steps --------------------------------------------------------------------
+    def run_step(self, task: LoadTask) -> None:
+        """The next request of the task's step, in the current slice. A walk goes on where it
+        stopped; a new one starts once it has ended, or if it began in another slice (a page
+        walk's `next` links point at the gateway that served it)."""
         self.wait_for_slice()
         if self._token_due():
             self._renew()
-        headers = self.headers()
-        if content_type:
-            headers["Content-Type"] = content_type
+        index = self.control.index
+        self.session.base_url, self.session.token = self.control.host, self.token
+        walk, walked_in = self.walks.get(task.name, (None, index))
+        request = walk.next_request() if walk is not None and walked_in == index else None
+        if walk is None or request is None:
+            walk = Walk(task.definition, self.session)
+            request = walk.next_request()
+        if request is None:
+            return
+        self.walks[task.name] = (walk, index)
+        name = task.next_page_name if request.part is Part.NEXT_PAGE else task.name
+        walk.answer(self.send(request, name))
+
+    def send(self, request: StepRequest, name: str) -> Reply:
+        """Send one request to the slice's gateway and report it to Locust as a request event:
+        its outcome, refusing control and slice in the context; a failure as a failure."""
         slice_control = self.control
         index = slice_control.index
-        target = url if url.startswith(("http://", "https://")) else f"{slice_control.host}/{url}"
         slice_control.inflight += 1
         try:
             with self.client.request(
-                method, quote(target, safe=URL_SAFE), name=name, headers=headers, data=data,
-                catch_response=True,
+                request.method, quote(request.url, safe=URL_SAFE), name=name,
+                headers=dict(request.headers), data=request.content, catch_response=True,
             ) as resp:  # fmt: skip
                 status = resp.status_code or None
                 body = resp.content if status else None
@@ -190,47 +191,14 @@ class ScenarioUser(FastHttpUser):
                     resp.failure(str(resp.error) if resp.error else f"HTTP {resp.status_code}")
                 else:
                     resp.success()
-                return body if outcome is Outcome.OK else None
+                return Reply(status, resp.headers if status else {}, body or b"")
         finally:
             slice_control.inflight -= 1
 
 
-def request_task(task: LoadTask) -> Callable[[ScenarioUser], None]:
+def step_task(task: LoadTask) -> Callable[[ScenarioUser], None]:
     def run(user: ScenarioUser) -> None:
-        user.wait_for_slice()
-        b = user.bindings
-        url = resolve(task.url, b)
-        if task.body is not None:
-            user.send(task.method, url, task.name, data=json.dumps(resolve(task.body, b)),
-                      content_type=FHIR_JSON)  # fmt: skip
-        elif task.form is not None:
-            user.send(task.method, url, task.name, data=urlencode(resolve(task.form, b)),
-                      content_type="application/x-www-form-urlencoded")  # fmt: skip
-        else:
-            user.send(task.method, url, task.name)
-
-    run.__name__ = task.name
-    return run
-
-
-def page_walk_task(task: LoadTask) -> Callable[[ScenarioUser], None]:
-    """One page per run: the first, then the `next` link, until max_pages or the last page. A
-    walk does not cross slices: its `next` links point at the gateway that served it."""
-
-    def run(user: ScenarioUser) -> None:
-        user.wait_for_slice()
-        index = user.control.index
-        walked = user.walks.pop(task.name, None)
-        if walked is None or walked[1] >= (task.max_pages or 1) or walked[2] != index:
-            url = resolve(task.url, user.bindings)
-            url += ("&" if "?" in url else "?") + f"_count={task.count}"
-            name, pages = task.name, 0
-        else:
-            url, pages, _ = walked
-            name = task.next_page_name
-        following = next_page(user.send("GET", url, name))
-        if following:
-            user.walks[task.name] = (following, pages + 1, index)
+        user.run_step(task)
 
     run.__name__ = task.name
     return run
@@ -255,8 +223,7 @@ def user_classes(
     for load in plan.scenarios:
         tasks: dict[Any, int] = {}
         for task in load.tasks:
-            make = page_walk_task if task.kind is TaskKind.PAGE_WALK else request_task
-            tasks[make(task)] = task.weight
+            tasks[step_task(task)] = task.weight
         attrs = {
             "__module__": __name__,
             "abstract": False,

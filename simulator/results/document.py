@@ -1,5 +1,5 @@
 """`results.json`: one document per run of `fhirlab run` or `fhirlab lab` (schema:
-docs/results.md). Built from what the run measured; nothing here talks to a server."""
+docs/reference/results.md). Built from what the run measured; nothing here talks to a server."""
 
 from __future__ import annotations
 

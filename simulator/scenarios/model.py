@@ -1,9 +1,10 @@
 """The scenario model: one AI-vendor client's registration, behaviour and expected verdicts.
 
-Frozen pydantic models parsed from `scenarios/<name>.yaml` (schema in docs/scenarios.md). What a
-field says on its own is checked here; what needs several fields or the client profiles (launch
-and user, unique step names, client exists, tenant, registered scopes, grant types) is checked by
-`simulator.scenarios.checks`, so that every problem names its own field and line.
+Frozen pydantic models parsed from `scenarios/<name>.yaml` (schema in
+docs/reference/scenarios.md). What a field says on its own is checked here; what needs several
+fields or the client profiles (launch and user, unique step names, client exists, tenant,
+registered scopes, grant types) is checked by `simulator.scenarios.checks`, so that every
+problem names its own field and line.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ class SessionEnd(BaseModel):
 
 
 class LoadSettings(BaseModel):
-    """How the scenario takes part in the load run (`fhirlab load`, docs/load.md)."""
+    """How the scenario takes part in the load run (`fhirlab load`, docs/explanation/load.md)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 

@@ -2,8 +2,8 @@
 
 A step is one thing the client does; its `type` picks the model (default `request`). Every type
 shares `name`, `weight`, `probes` and `remarks`; the replay engine interprets each type (see
-docs/scenarios.md). A new type is a model registered with `@step_type("name")`; nothing else
-changes: the scenario model's `steps` union is built from the registry.
+docs/reference/scenarios.md). A new type is a model registered with `@step_type("name")`;
+nothing else changes: the scenario model's `steps` union is built from the registry.
 """
 
 from __future__ import annotations

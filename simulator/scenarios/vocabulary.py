@@ -21,7 +21,7 @@ Alert = Literal[
 
 
 class Verdict(StrEnum):
-    """The lab's verdict per control (see docs/scenarios.md for the rule)."""
+    """The lab's verdict per control (see docs/reference/scenarios.md for the rule)."""
 
     HELD = "held"
     VIOLATED = "violated"

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from simulator.load.responses import Outcome, classify, next_page
+from simulator.steps.answers import Outcome, classify, next_page
 
 
 def outcome(diagnostics: str) -> bytes:

@@ -6,7 +6,6 @@ import json
 
 import httpx
 
-from simulator.replay.engine import describe
 from simulator.replay.fhir import (
     ndjson_resources,
     next_link,
@@ -16,6 +15,7 @@ from simulator.replay.fhir import (
     resources_of,
     xml_body,
 )
+from simulator.steps.answers import describe
 
 
 def outcome(diagnostics: str) -> dict:
