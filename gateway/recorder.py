@@ -92,7 +92,11 @@ class GatewayAudit:
         }
 
         def new_engine() -> AnomalyEngine:
-            return AnomalyEngine.from_config(policy.detectors, profiles=profiles)
+            return AnomalyEngine.from_config(
+                policy.detectors,
+                profiles=profiles,
+                population_clients=policy.operations.export_clients,
+            )
 
         simulated = SimulatedTimelines(new_engine) if policy.clock_header else None
         fhir_events = (

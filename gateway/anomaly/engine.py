@@ -129,12 +129,15 @@ class AnomalyEngine:
         config: Mapping[str, Any] | None = None,
         *,
         profiles: Mapping[str, Collection[str]] | None = None,
+        population_clients: Collection[str] = (),
         where: str = "anomaly",
     ) -> AnomalyEngine:
         """The default detector set, tuned by `config` (see the module docstring).
 
         `profiles` (client id -> resource types, e.g. from `profiles_from_scopes`) is merged
-        over `out_of_profile.profiles`. Raises `ConfigError` naming the bad key, under `where`.
+        over `out_of_profile.profiles`; `population_clients` (approved to read a population,
+        e.g. the bulk-export allowlist) are not counted by `patient_fanout`. Raises
+        `ConfigError` naming the bad key, under `where`.
         """
         if config is None:
             config = {}
@@ -164,5 +167,7 @@ class AnomalyEngine:
             if name == "out_of_profile" and profiles:
                 merged = {**settings.profiles, **{k: frozenset(v) for k, v in profiles.items()}}
                 settings = replace(settings, profiles=merged)
+            if name == "patient_fanout" and population_clients:
+                settings = replace(settings, population_clients=frozenset(population_clients))
             detectors.append(factory(settings))
         return cls(detectors)

@@ -3,7 +3,9 @@
 A patient-context AI client should touch one patient per launch; a token whose requests reach
 dozens of distinct patients within the window is the classic signature of a stolen or
 over-scoped credential being used to harvest records. Counted from `AuditRecord.patients`
-(the patients whose data a request actually touched), per token and per client.
+(the patients whose data a request actually touched), per token and per client. Clients approved
+to read a population (`population_clients`: the gateway passes its bulk-export allowlist) are
+not counted: reaching many patients is what they are approved for.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ class FanoutConfig:
     max_patients_per_client: int = 200
     cooldown_s: float | None = None
     max_keys: int = 10_000
+    population_clients: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         require(self.window_s > 0, "window_s", f"must be > 0, got {self.window_s}")
@@ -86,10 +89,10 @@ class PatientFanoutDetector:
         self._alert = AlertFactory(self.name)
 
     def observe(self, record: AuditRecord) -> list[Alert]:
-        if not record.patients:
+        config = self.config
+        if not record.patients or record.client_id in config.population_clients:
             return []
         alerts = []
-        config = self.config
         if record.token_id:
             alert = self._check(record, ("token", record.token_id), config.max_patients_per_token)
             if alert:

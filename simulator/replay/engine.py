@@ -1,267 +1,66 @@
-"""Run one scenario once, in order, against the gateway: the functional replay."""
+"""Run one scenario once, in order, against the gateway: the functional replay.
+
+The steps are interpreted by `simulator.steps` (shared with the load run); this module gets the
+token, sends the interpreter's requests with httpx, ends the session and judges the run.
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
 
+from gateway.controls import Mode
 from labcore.config import LabConfig
 from labcore.profiles import ClientProfile, load_profiles
 from simulator.replay.alerts import AlertWatch
-from simulator.replay.clock import OffHoursClock
-from simulator.replay.credentials import Credentials, obtain
+from simulator.replay.credentials import obtain
 from simulator.replay.exposure import exposure_window
-from simulator.replay.fhir import (
-    ndjson_resources,
-    next_link,
-    patients_reached,
-    refusing_control,
-    resource_keys,
-    resources_of,
-    xml_body,
-)
-from simulator.replay.model import ScenarioRun, SessionEndResult, StepResult
+from simulator.replay.model import ScenarioRun, SessionEndResult
 from simulator.replay.target import GatewayTarget, lab_target
-from simulator.replay.verdict import ProfileFacts, caught, compare, judge
-from simulator.scenarios import (
-    Bindings,
-    BurstStep,
-    ExportStep,
-    PageWalkStep,
-    RefreshStep,
-    RequestStep,
-    Scenario,
-    resolve,
+from simulator.replay.verdict import (
+    AuditEvidence,
+    ProfileFacts,
+    Thresholds,
+    caught,
+    compare,
+    judge,
 )
+from simulator.scenarios import Bindings, BurstStep, PageWalkStep, Scenario
 from simulator.scenarios.vocabulary import Launch
 from simulator.smart.errors import SmartError
 from simulator.smart.tokens import Token, jwt_claims
+from simulator.steps import Reply, Session, StepRequest, Transport, perform
+from simulator.steps.interpreter import exchange
 
-FHIR_JSON = "application/fhir+json"
-EXPORT_BUDGET_S = 120.0
-MAX_BURST = 1000
 MAX_CACHE_WAIT_S = 31.0
 
 
-class _Session:
-    """The client's state during one replay: the HTTP client, the token, the results."""
+def http_transport(http: httpx.Client) -> Transport:
+    """The replay's transport: each request sent with httpx, timed, a transport error kept."""
 
-    def __init__(
-        self, cfg: LabConfig, http: httpx.Client, creds: Credentials, target: GatewayTarget
-    ) -> None:
-        self.cfg = cfg
-        self.http = http
-        self.creds = creds
-        self.target = target
-        self.token: Token | None = creds.token
-        self.refresh_token = creds.token.refresh_token if creds.token else None
-        self.results: list[StepResult] = []
-        self.bases = (target.base_url, cfg.gateway_base_url, cfg.hapi_base_url)
-        self.introspection_ttl_s = target.introspection_ttl_s
-
-    def headers(self, token: str | None = None) -> dict[str, str]:
-        headers = {"Accept": FHIR_JSON}
-        value = token or (self.token.access_token if self.token else None)
-        if value:
-            headers["Authorization"] = f"Bearer {value}"
-        return headers
-
-    def url(self, relative: str) -> str:
-        if relative.startswith(("http://", "https://")):
-            return relative
-        return f"{self.target.base_url.rstrip('/')}/{relative}"
-
-    def send(
-        self,
-        step: str,
-        probes: tuple[str, ...],
-        method: str,
-        url: str,
-        *,
-        token: str | None = None,
-        extra: dict[str, str] | None = None,
-        **kwargs: Any,
-    ) -> tuple[StepResult, httpx.Response | None]:
-        full = self.url(url)
+    def send(request: StepRequest) -> Reply:
         started = time.perf_counter()
         try:
-            resp = self.http.request(
-                method, full, headers={**self.headers(token), **(extra or {})}, **kwargs
+            resp = http.request(
+                request.method, request.url, headers=dict(request.headers), content=request.content
             )
         except httpx.HTTPError as exc:
             ms = (time.perf_counter() - started) * 1000
-            return StepResult(
-                step,
-                method,
-                full,
-                None,
-                elapsed_ms=ms,
-                probes=probes,
-                error=f"{type(exc).__name__}: {exc}",
-            ), None
+            return Reply(None, elapsed_ms=ms, error=f"{type(exc).__name__}: {exc}")
         ms = (time.perf_counter() - started) * 1000
-        return describe(step, probes, method, full, resp, ms, self.bases), resp
+        return Reply(resp.status_code, resp.headers, resp.content, ms)
 
-
-def describe(
-    step: str,
-    probes: tuple[str, ...],
-    method: str,
-    url: str,
-    resp: httpx.Response,
-    elapsed_ms: float,
-    bases: tuple[str, ...] = (),
-) -> StepResult:
-    """A StepResult from a response (JSON or NDJSON body)."""
-    body: Any = None
-    resources: list[Any] = []
-    content_type = resp.headers.get("content-type", "")
-    if "ndjson" in content_type:
-        resources = ndjson_resources(resp.text)
-    elif "xml" in content_type and resp.content:
-        body = xml_body(resp.content)
-        resources = resources_of(body) if 200 <= resp.status_code < 300 else []
-    elif resp.content:
-        try:
-            body = resp.json()
-        except ValueError:
-            body = None
-        resources = resources_of(body) if 200 <= resp.status_code < 300 else []
-    return StepResult(
-        step=step,
-        method=method,
-        url=url,
-        status=resp.status_code,
-        control=refusing_control(body),
-        results=len(resources),
-        patients=tuple(sorted(patients_reached(resources, bases))),
-        resources=tuple(resource_keys(resources)),
-        elapsed_ms=round(elapsed_ms, 1),
-        probes=probes,
-    )
-
-
-# ---- step interpreters --------------------------------------------------------------------
-def _request(s: _Session, step: RequestStep, b: Bindings) -> None:
-    line = step.request_line
-    kwargs: dict[str, Any] = {}
-    extra: dict[str, str] = {}
-    if step.body is not None:
-        kwargs["json"] = resolve(step.body, b)
-        extra["Content-Type"] = FHIR_JSON
-    elif step.form is not None:
-        kwargs["data"] = resolve(step.form, b)
-    result, _ = s.send(
-        step.name, step.probes, line.method, resolve(line.url, b), extra=extra, **kwargs
-    )
-    s.results.append(result)
-
-
-def _page_walk(s: _Session, step: PageWalkStep, b: Bindings) -> None:
-    url = resolve(step.request_line.url, b)
-    url += ("&" if "?" in url else "?") + f"_count={step.count}"
-    for _ in range(step.max_pages):
-        result, resp = s.send(step.name, step.probes, "GET", url)
-        s.results.append(result)
-        if resp is None or not result.ok:
-            return
-        try:
-            following = next_link(resp.json())
-        except ValueError:
-            return
-        if not following:
-            return
-        url = following
-
-
-def _export(s: _Session, step: ExportStep, b: Bindings) -> None:
-    line = step.kickoff
-    url = resolve(line.url, b)
-    result, resp = s.send(step.name, step.probes, "GET", url, extra={"Prefer": "respond-async"})
-    s.results.append(result)
-    if resp is None or resp.status_code != 202:
-        return
-    status_url = resp.headers.get("content-location")
-    deadline = time.monotonic() + min(EXPORT_BUDGET_S, step.poll_interval_s * step.max_polls)
-    manifest: Any = None
-    while status_url and time.monotonic() < deadline:
-        time.sleep(step.poll_interval_s)
-        result, poll = s.send(step.name, step.probes, "GET", status_url)
-        if poll is None or poll.status_code != 202:
-            s.results.append(result)
-            if poll is not None and poll.status_code == 200:
-                manifest = poll.json()
-            break
-    if not step.download or not isinstance(manifest, dict):
-        return
-    for item in manifest.get("output") or ():
-        if isinstance(item, dict) and item.get("url"):
-            result, _ = s.send(
-                step.name,
-                step.probes,
-                "GET",
-                str(item["url"]),
-                extra={"Accept": "application/fhir+ndjson"},
-            )
-            s.results.append(result)
-
-
-def _refresh(s: _Session, step: RefreshStep, b: Bindings) -> None:
-    started = time.perf_counter()
-    status, error = 200, None
-    if s.creds.client is None or not s.refresh_token:
-        status, error = 400, "no refresh token"
-    else:
-        try:
-            s.token = s.creds.client.refresh(s.refresh_token)
-            s.refresh_token = s.token.refresh_token or s.refresh_token
-        except SmartError as exc:
-            status, error = exc.status or 400, exc.error
-    ms = (time.perf_counter() - started) * 1000
-    s.results.append(
-        StepResult(
-            step.name,
-            "POST",
-            "token:refresh_token",
-            status,
-            elapsed_ms=round(ms, 1),
-            probes=step.probes,
-            error=error,
-        )
-    )
-
-
-def _burst(s: _Session, step: BurstStep, b: Bindings) -> None:
-    url = resolve(step.request_line.url, b)
-    times = min(step.times, MAX_BURST)
-    clock = OffHoursClock.for_policy(s.target.policy) if step.off_hours else None
-
-    def one(_: int) -> StepResult:
-        extra = clock.headers() if clock is not None else None
-        return s.send(step.name, step.probes, "GET", url, extra=extra)[0]
-
-    with ThreadPoolExecutor(max_workers=min(step.concurrency, 16)) as pool:
-        done = list(pool.map(one, range(times)))
-    s.results.extend(done)
-
-
-INTERPRETERS: dict[type, Callable[[_Session, Any, Bindings], None]] = {
-    RequestStep: _request,
-    PageWalkStep: _page_walk,
-    ExportStep: _export,
-    RefreshStep: _refresh,
-    BurstStep: _burst,
-}
+    return send
 
 
 # ---- session end --------------------------------------------------------------------------
-def _end_session(s: _Session, scenario: Scenario, b: Bindings) -> SessionEndResult:
+def _end_session(
+    s: Session, send: Transport, ttl_s: float, scenario: Scenario, b: Bindings
+) -> SessionEndResult:
     end = scenario.session_end
-    client, token = s.creds.client, s.token
+    client, token = s.smart, s.token
     if client is None or token is None:
         return SessionEndResult()
     revoked = False
@@ -275,7 +74,7 @@ def _end_session(s: _Session, scenario: Scenario, b: Bindings) -> SessionEndResu
             revoked = False
     replay: dict[str, Any] = {}
     if end.replay_access_token:
-        replay = _replay_old_token(s, token, b, revoked)
+        replay = _replay_old_token(s, send, ttl_s, token, b, revoked)
     refresh: dict[str, Any] = {}
     if end.keep_refresh_token:
         refresh = {"refresh_attempted": True, "refresh_succeeded": False}
@@ -290,19 +89,21 @@ def _end_session(s: _Session, scenario: Scenario, b: Bindings) -> SessionEndResu
     return SessionEndResult(revoked=revoked, **replay, **refresh)
 
 
-def _replay_old_token(s: _Session, token: Token, b: Bindings, revoked: bool) -> dict[str, Any]:
+def _replay_old_token(
+    s: Session, send: Transport, ttl_s: float, token: Token, b: Bindings, revoked: bool
+) -> dict[str, Any]:
     """Replay the old access token at once and, if accepted after a revocation, again once the
-    gateway's introspection cache has expired (the decisive answer)."""
+    gateway's introspection cache (`ttl_s`) has expired (the decisive answer)."""
     ended = time.monotonic()
     url = f"Patient/{b.my_patient}"
-    first, _ = s.send("post-session replay", (), "GET", url, token=token.access_token)
+    old = token.access_token
+    first = exchange(s, s.request("post-session replay", (), "GET", url, token=old), send)
     result, delay = first, 0.0
-    if first.ok and revoked and s.introspection_ttl_s > 0:
-        time.sleep(min(s.introspection_ttl_s + 1.0, MAX_CACHE_WAIT_S))
+    if first.ok and revoked and ttl_s > 0:
+        time.sleep(min(ttl_s + 1.0, MAX_CACHE_WAIT_S))
         delay = time.monotonic() - ended
-        result, _ = s.send(
-            "post-session replay (cache expired)", (), "GET", url, token=token.access_token
-        )
+        again = s.request("post-session replay (cache expired)", (), "GET", url, token=old)
+        result = exchange(s, again, send)
     return {
         "replay_attempted": True,
         "replay_accepted": result.ok,
@@ -352,7 +153,16 @@ def replay(
     creds = obtain(cfg, scenario, profile, tenant, bindings, http)
     try:
         run.scope_probe, run.auth_error = creds.probe, creds.error
-        session = _Session(cfg, http, creds, target)
+        session = Session(
+            target.base_url,
+            bindings,
+            token=creds.token,
+            refresh_token=creds.token.refresh_token if creds.token else None,
+            smart=creds.client,
+            policy=target.policy,
+            bases=(target.base_url, cfg.gateway_base_url, cfg.hapi_base_url),
+        )
+        send = http_transport(http)
         if creds.token is not None:
             run.token = _token_facts(creds.token)
         unsent: set[str] = set()
@@ -360,9 +170,9 @@ def replay(
             unsent = {c for step in scenario.steps for c in step.probes}
         else:
             for step in scenario.steps:
-                INTERPRETERS[type(step)](session, step, bindings)
-        run.steps = session.results
-        run.session_end = _end_session(session, scenario, bindings)
+                run.steps.extend(perform(step, session, send))
+        ttl_s = target.introspection_ttl_s
+        run.session_end = _end_session(session, send, ttl_s, scenario, bindings)
         first = creds.token
         run.exposure = exposure_window(
             access_lifetime_s=first.lifetime_s if first else None,
@@ -376,9 +186,12 @@ def replay(
         creds.close()
     patient = bindings.my_patient if scenario.launch in (Launch.STANDALONE, Launch.EHR) else None
     end = scenario.session_end
+    anomalous = sorted({r.step for r in run.steps if r.step in _anomalous(scenario)})
     verdicts = judge(
         _facts(profile),
         run.steps,
+        thresholds=Thresholds.of(target.policy),
+        trail=_trail(target, watch, scenario.client, run, bool(anomalous)),
         scope_probe=run.scope_probe,
         session_end=run.session_end,
         revoke_asked=end.revoke,
@@ -386,7 +199,7 @@ def replay(
         and (end.replay_access_token or end.keep_refresh_token or not end.revoke),
         my_patient=patient,
         unsent_probes=unsent,
-        anomalous=sorted({r.step for r in run.steps if r.step in _anomalous(scenario)}),
+        anomalous=anomalous,
     )
     run.verdicts = {c: v for c, (v, _) in verdicts.items()}
     run.evidence = {c: e for c, (_, e) in verdicts.items()}
@@ -397,6 +210,19 @@ def replay(
         run.alerts_checked = True
     run.seconds = time.monotonic() - started
     return run
+
+
+def _trail(
+    target: GatewayTarget, watch: AlertWatch | None, client: str, run: ScenarioRun, odd: bool
+) -> AuditEvidence | None:
+    """What the gateway's audit trail shows of the run (C06); None when it cannot be read from
+    here (a gateway that runs elsewhere)."""
+    sent = sum(1 for r in run.steps if r.status is not None)
+    if target.policy.mode("C06") is Mode.OFF:
+        return AuditEvidence(audited=False, sent=sent, recorded=0)
+    if watch is None:
+        return None
+    return watch.evidence(client, sent, anomalous=odd)
 
 
 def _anomalous(scenario: Scenario) -> set[str]:

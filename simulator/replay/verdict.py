@@ -1,13 +1,18 @@
 """Verdicts per control (pure): the configuration audit of the client, then the run's evidence.
 
-Rules (docs/scenarios.md "Verdicts"): a control is **violated** when the registration breaks it
-or the granted token lets a probing step through; **held** when the registration complies and
-every probing step was refused (by the AS or by a control that itself holds); **n/a** when
-the run does not exercise it. A probe refused by a control the audit finds violated was
-authorized by the token and only *caught*: that counts against the probed control. C06 is
-violated by anomalous behaviour actually sent (bursts, paging walks: what the detectors are for);
-C09 by an old access token accepted after the session end (once the gateway's introspection
-cache has expired) or a refresh that still works.
+Rules (docs/reference/scenarios.md "Verdicts"): a control is **violated** when the registration
+breaks it or the granted token lets a probing step through; **held** when the registration
+complies and every probing step was refused (by the AS or by a control that itself holds);
+**n/a** when the run does not exercise it. A probe refused by a control the audit finds violated
+was authorized by the token and only *caught*: that counts against the probed control. C09 is
+violated by an old access token accepted after the session end (once the gateway's introspection
+cache has expired) or a refresh that still works. C06 is judged from what the gateway's audit
+trail shows of the run (`AuditEvidence`): violated when a request the run sent left no audit
+record, when the detectors raised an alert on the client's behaviour (the anomaly the control
+exists to catch happened), or when the run sent anomalous behaviour (a burst, a paging walk)
+that no detector noticed; held when every request was recorded and nothing was anomalous. The
+thresholds (the lifetime limit, which classes of client are operational AI) are the policy's the
+run was judged under (`Thresholds.of`).
 """
 
 from __future__ import annotations
@@ -15,11 +20,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from gateway.policy import Policy
+from labcore.scopes import parse_scopes
 from simulator.replay.model import ExpectationResult, ScopeProbe, SessionEndResult, StepResult
 
 CONTROL_IDS = tuple(f"C{n:02d}" for n in range(1, 13))
 HELD, VIOLATED, NA = "held", "violated", "n/a"
-MAX_LIFETIME_S = 900
 NARROWING = frozenset({"C08", "C10"})  # a narrowed 2xx within the patient's data is compliant
 
 
@@ -33,26 +39,38 @@ class ProfileFacts:
     public: bool
     tenants: tuple[str, ...]
 
-    @property
-    def operational_ai(self) -> bool:
-        return self.client_class == "operational-ai"
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    """What the policy demands of a client's registration (`client_policy` in the policy)."""
+
+    max_lifetime_s: int
+    operational_classes: frozenset[str]
+
+    @classmethod
+    def of(cls, policy: Policy) -> Thresholds:
+        rules = policy.client_policy
+        return cls(rules.max_token_lifetime_s, frozenset(rules.operational_classes))
 
 
-def _context(scope: str) -> str:
-    return scope.split("/", 1)[0] if "/" in scope else ""
+@dataclass(frozen=True, slots=True)
+class AuditEvidence:
+    """What the gateway's audit trail shows of one run (read by `simulator/replay/alerts.py`)."""
+
+    audited: bool  # the gateway keeps an audit trail this run could read
+    sent: int  # requests the run sent and got an answer to
+    recorded: int  # audit records of the run's client written since the run started
+    alerts: tuple[str, ...] = ()  # detectors that raised an alert on the client during the run
 
 
-def _is_wildcard(scope: str) -> bool:
-    return "/" in scope and scope.split("/", 1)[1].startswith("*")
-
-
-def audit(facts: ProfileFacts) -> dict[str, tuple[str, str]]:
+def audit(facts: ProfileFacts, thresholds: Thresholds) -> dict[str, tuple[str, str]]:
     """Control → (verdict, evidence) from the registration alone."""
     found: dict[str, tuple[str, str]] = {}
-    wide = [s for s in facts.scopes if _context(s) in ("system", "user")]
-    system = [s for s in facts.scopes if _context(s) == "system"]
-    wildcards = [s for s in facts.scopes if _is_wildcard(s)]
-    ai = facts.operational_ai
+    scopes = parse_scopes(" ".join(facts.scopes))
+    wide = [s.raw for s in scopes.resource_scopes if s.context in ("system", "user")]
+    system = [s.raw for s in scopes.resource_scopes if s.context == "system"]
+    wildcards = [s.raw for s in scopes.wildcard_scopes]
+    ai = facts.client_class in thresholds.operational_classes
 
     def put(control: str, bad: bool, why_bad: str, why_ok: str) -> None:
         found[control] = (VIOLATED, why_bad) if bad else (HELD, why_ok)
@@ -64,10 +82,11 @@ def audit(facts: ProfileFacts) -> dict[str, tuple[str, str]]:
         "patient-level scopes only" if ai else "not an operational AI client",
     )
     lifetime = facts.access_token_lifetime_s
+    limit = thresholds.max_lifetime_s
     put(
         "C02",
-        lifetime > MAX_LIFETIME_S,
-        f"access token lifetime {lifetime} s > 900 s",
+        lifetime > limit,
+        f"access token lifetime {lifetime} s > {limit} s",
         f"access token lifetime {lifetime} s",
     )
     put(
@@ -100,7 +119,7 @@ def audit(facts: ProfileFacts) -> dict[str, tuple[str, str]]:
         f"registered in {len(facts.tenants)} tenants: {', '.join(facts.tenants)}",
         f"registered in {facts.tenants[0]} only",
     )
-    system_wild = [s for s in system if _is_wildcard(s)]
+    system_wild = [s.raw for s in scopes.wildcard_scopes if s.context == "system"]
     if ai and system_wild:
         found["C11"] = (VIOLATED, f"the AS grants {' '.join(system_wild)} to an operational AI")
     return found
@@ -151,10 +170,29 @@ def _session_verdict(end: SessionEndResult, revoke_asked: bool) -> tuple[str, st
     return None
 
 
+def _c06(evidence: AuditEvidence, anomalous: list[str]) -> tuple[str, str] | None:
+    sent = evidence.sent
+    if sent == 0:
+        return None
+    if not evidence.audited:
+        return VIOLATED, f"the gateway keeps no audit trail: {sent} request(s) unrecorded"
+    if evidence.recorded < sent:
+        missing = sent - evidence.recorded
+        return VIOLATED, f"{missing} of {sent} request(s) left no audit record"
+    if evidence.alerts:
+        detectors = ", ".join(dict.fromkeys(evidence.alerts))
+        return VIOLATED, f"anomalous behaviour detected: alerts {detectors}"
+    if anomalous:
+        return VIOLATED, f"anomalous behaviour sent ({', '.join(anomalous)}) and no alert raised"
+    return HELD, f"{sent} request(s), {evidence.recorded} audit record(s), no alert"
+
+
 def judge(
     facts: ProfileFacts,
     steps: Iterable[StepResult],
     *,
+    thresholds: Thresholds,
+    trail: AuditEvidence | None,
     scope_probe: ScopeProbe | None,
     session_end: SessionEndResult,
     revoke_asked: bool,
@@ -165,14 +203,12 @@ def judge(
 ) -> dict[str, tuple[str, str]]:
     """Control → (verdict, evidence) for the whole run."""
     steps = list(steps)
-    config = audit(facts)
+    config = audit(facts, thresholds)
     verdicts: dict[str, tuple[str, str]] = {c: (NA, "not exercised") for c in CONTROL_IDS}
     verdicts.update(config)
-    if steps:
-        verdicts["C06"] = (HELD, f"{len(steps)} requests through the audited gateway")
-    odd = list(anomalous)
-    if odd:
-        verdicts["C06"] = (VIOLATED, f"anomalous behaviour sent: {', '.join(odd)}")
+    recorded = _c06(trail, list(anomalous)) if trail is not None else None
+    if recorded is not None:
+        verdicts["C06"] = recorded
     if my_patient is not None:
         for r in steps:
             foreign = sorted(p for p in r.patients if p != my_patient)

@@ -98,3 +98,31 @@ def test_the_lab_target_follows_the_modes_the_gateway_reports(tmp_path: Path) ->
     assert lab_target(cfg, {"C06": "off"}).audited is False
     assert lab_target(cfg).introspection_ttl_s == POLICY.token.introspection_ttl_s
     assert lab_target(cfg).policy.mode("C09") is Mode.ENFORCE
+
+
+def _record(client: str | None) -> str:
+    return json.dumps({"kind": "request", "client_id": client})
+
+
+def test_the_trail_of_a_run_counts_its_records_and_served_alerts(tmp_path: Path) -> None:
+    audit, alerts = tmp_path / "audit.jsonl", tmp_path / "alerts.jsonl"
+    audit.write_text(_record("app") + "\n")  # before the run: not counted
+    watch = AlertWatch(tmp_path)
+    watch.start()
+    with audit.open("a") as handle:
+        handle.write("\n".join([_record("app"), _record("app"), _record("other")]) + "\n")
+        handle.write(json.dumps({"kind": "alert", "client_id": "app"}) + "\n")
+    refused = {"id": "o-1", "detector": "out_of_profile", "client_id": "app",
+               "evidence": {"served": False}}  # fmt: skip
+    alerts.write_text(_alert("app", "volume") + "\n" + json.dumps(refused) + "\n")
+    evidence = watch.evidence("app", sent=2, anomalous=False, settle_s=0)
+    assert (evidence.audited, evidence.sent, evidence.recorded) == (True, 2, 2)
+    assert evidence.alerts == ("volume",)  # the refused probe's alert is the refusing control's
+    assert watch.raised("app", [], settle_s=0) == ["volume", "out_of_profile"]
+
+
+def test_a_trail_missing_records_says_so(tmp_path: Path) -> None:
+    watch = AlertWatch(tmp_path)
+    watch.start()
+    evidence = watch.evidence("app", sent=3, anomalous=False, settle_s=0)
+    assert evidence.recorded == 0 and evidence.alerts == ()

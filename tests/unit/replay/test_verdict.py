@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.policy import load_policy
 from labcore.profiles import load_profiles
 from simulator.replay.engine import _facts
 from simulator.replay.model import ScopeProbe, SessionEndResult, StepResult
@@ -13,7 +14,9 @@ from simulator.replay.verdict import (
     HELD,
     NA,
     VIOLATED,
+    AuditEvidence,
     ProfileFacts,
+    Thresholds,
     audit,
     caught,
     compare,
@@ -21,6 +24,7 @@ from simulator.replay.verdict import (
 )
 
 REPO = Path(__file__).resolve().parents[3]
+LAB = Thresholds.of(load_policy())  # the lab's policy: 900 s, operational-ai
 ME = "pat-a-000000"
 GOOD = ProfileFacts(
     "operational-ai",
@@ -47,6 +51,8 @@ def step(
 
 def verdicts(f: ProfileFacts = GOOD, steps: tuple[StepResult, ...] = (), **kw: object) -> dict:
     options: dict = {
+        "thresholds": LAB,
+        "trail": None,
         "scope_probe": None,
         "session_end": SessionEndResult(),
         "revoke_asked": True,
@@ -59,7 +65,7 @@ def verdicts(f: ProfileFacts = GOOD, steps: tuple[StepResult, ...] = (), **kw: o
 
 # ---- configuration audit ------------------------------------------------------------------
 def test_good_profile_holds_the_configuration_controls() -> None:
-    found = {c: v for c, (v, _) in audit(GOOD).items()}
+    found = {c: v for c, (v, _) in audit(GOOD, LAB).items()}
     assert found == {c: HELD for c in ("C01", "C02", "C03", "C04", "C05", "C07", "C10")}
 
 
@@ -78,18 +84,18 @@ def test_good_profile_holds_the_configuration_controls() -> None:
     ],
 )
 def test_audit_of_the_real_profiles(client: str, violated: set[str]) -> None:
-    found = {c for c, (v, _) in audit(facts(client)).items() if v == VIOLATED}
+    found = {c for c, (v, _) in audit(facts(client), LAB).items() if v == VIOLATED}
     assert found == violated
 
 
 def test_c01_user_scopes_for_operational_ai() -> None:
     f = ProfileFacts("operational-ai", ("user/Patient.rs",), 300, False, ("tenant-a",))
-    assert audit(f)["C01"][0] == VIOLATED
+    assert audit(f, LAB)["C01"][0] == VIOLATED
 
 
 def test_system_scopes_fine_for_analytics_backend() -> None:
     f = ProfileFacts("analytics-backend", ("system/*.read",), 300, False, ("tenant-a",))
-    found = audit(f)
+    found = audit(f, LAB)
     assert found["C01"][0] == found["C04"][0] == found["C05"][0] == HELD
     assert "C11" not in found
 
@@ -97,12 +103,12 @@ def test_system_scopes_fine_for_analytics_backend() -> None:
 def test_c02_boundary() -> None:
     at = ProfileFacts("operational-ai", ("patient/Patient.rs",), 900, False, ("tenant-a",))
     over = ProfileFacts("operational-ai", ("patient/Patient.rs",), 901, False, ("tenant-a",))
-    assert audit(at)["C02"][0] == HELD and audit(over)["C02"][0] == VIOLATED
+    assert audit(at, LAB)["C02"][0] == HELD and audit(over, LAB)["C02"][0] == VIOLATED
 
 
 def test_c07_public_clinical_app_is_not_a_violation() -> None:
     f = ProfileFacts("clinical-app", ("patient/Patient.rs",), 300, True, ("tenant-a",))
-    assert audit(f)["C07"][0] == HELD
+    assert audit(f, LAB)["C07"][0] == HELD
 
 
 # ---- run evidence -------------------------------------------------------------------------
@@ -111,8 +117,63 @@ def test_unexercised_controls_are_na() -> None:
     assert found["C06"] == found["C08"] == found["C09"] == found["C11"] == found["C12"] == NA
 
 
-def test_requests_exercise_c06() -> None:
-    assert verdicts(steps=(step(200),))["C06"] == HELD
+def trail(sent: int, recorded: int | None = None, *alerts: str, audited: bool = True):
+    return AuditEvidence(audited, sent, sent if recorded is None else recorded, alerts)
+
+
+def test_c06_holds_when_every_request_was_recorded_and_nothing_alerted() -> None:
+    assert verdicts(steps=(step(200),), trail=trail(1))["C06"] == HELD
+
+
+def test_c06_is_not_judged_without_evidence_of_the_trail() -> None:
+    assert verdicts(steps=(step(200),))["C06"] == NA  # no trail read: nothing to judge by
+    assert verdicts(trail=trail(0))["C06"] == NA  # no request sent
+
+
+@pytest.mark.parametrize(
+    ("evidence", "anomalous", "why"),
+    [
+        (trail(3, 0, audited=False), (), "no audit trail"),
+        (trail(3, 2), (), "1 of 3 request(s) left no audit record"),
+        (trail(3, 3, "volume", "off_hours"), ("burst",), "detected: alerts volume, off_hours"),
+        (trail(3, 3, "wildcard_demographics"), (), "detected: alerts wildcard_demographics"),
+        (trail(3), ("burst",), "sent (burst) and no alert raised"),
+    ],
+)
+def test_c06_violated_as_the_trail_shows(
+    evidence: AuditEvidence, anomalous: tuple[str, ...], why: str
+) -> None:
+    found = judge(
+        GOOD,
+        (step(200),),
+        thresholds=LAB,
+        trail=evidence,
+        scope_probe=None,
+        session_end=SessionEndResult(),
+        revoke_asked=True,
+        session_end_exercised=False,
+        my_patient=ME,
+        anomalous=anomalous,
+    )
+    assert found["C06"][0] == VIOLATED and why in found["C06"][1]
+
+
+def test_thresholds_come_from_the_policy() -> None:
+    policy = load_policy()
+    stricter = policy.model_copy(
+        update={
+            "client_policy": policy.client_policy.model_copy(
+                update={"max_token_lifetime_s": 300, "operational_classes": ("clinical-app",)}
+            )
+        }
+    )
+    rules = Thresholds.of(stricter)
+    at_600 = ProfileFacts("operational-ai", ("patient/Patient.rs",), 600, False, ("tenant-a",))
+    assert audit(at_600, LAB)["C02"][0] == HELD
+    assert audit(at_600, rules)["C02"] == (VIOLATED, "access token lifetime 600 s > 300 s")
+    public_app = ProfileFacts("clinical-app", ("patient/Patient.rs",), 60, True, ("tenant-a",))
+    assert audit(public_app, LAB)["C07"][0] == HELD
+    assert audit(public_app, rules)["C07"][0] == VIOLATED  # now an operational class
 
 
 def test_probe_refused_by_its_control_holds() -> None:
@@ -172,10 +233,10 @@ def test_c09_evidence_names_the_control_that_refused_the_replay() -> None:
         revoked=True, replay_attempted=True, replay_accepted=False, replay_status=401,
         replay_control="C02",
     )  # fmt: skip
-    options = {"scope_probe": None, "revoke_asked": True, "my_patient": ME}
-    verdict, evidence = judge(GOOD, (), session_end=end, session_end_exercised=True, **options)[
-        "C09"
-    ]
+    options = {"scope_probe": None, "revoke_asked": True, "my_patient": ME, "trail": None}
+    verdict, evidence = judge(
+        GOOD, (), thresholds=LAB, session_end=end, session_end_exercised=True, **options
+    )["C09"]
     assert verdict == HELD
     assert evidence == "post-session replay refused (HTTP 401 [C02])"
 
@@ -210,6 +271,8 @@ def test_compare_lists_only_expected_controls() -> None:
     found = judge(
         GOOD,
         (step(403, ("C08",), "C08"),),
+        thresholds=LAB,
+        trail=None,
         scope_probe=None,
         session_end=SessionEndResult(),
         revoke_asked=True,
@@ -242,6 +305,8 @@ def test_c09_cached_acceptance_then_refusal_holds() -> None:
     found = judge(
         GOOD,
         (),
+        thresholds=LAB,
+        trail=None,
         scope_probe=None,
         session_end=end,
         revoke_asked=True,
@@ -249,8 +314,3 @@ def test_c09_cached_acceptance_then_refusal_holds() -> None:
         my_patient=ME,
     )
     assert found["C09"][0] == HELD and "11.0 s" in found["C09"][1]
-
-
-def test_c06_violated_by_anomalous_behaviour() -> None:
-    found = verdicts(steps=(step(200, name="burst"),), anomalous=("burst",))
-    assert found["C06"] == VIOLATED

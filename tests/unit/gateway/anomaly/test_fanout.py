@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.anomaly import FanoutConfig, PatientFanoutDetector
+from gateway.anomaly import AnomalyEngine, FanoutConfig, PatientFanoutDetector
 from tests.unit.gateway.anomaly.helpers import rec
 
 CONFIG = FanoutConfig(window_s=3600, max_patients_per_token=10, max_patients_per_client=30)
@@ -56,3 +56,20 @@ def test_many_tokens_of_one_client_add_up_at_client_level() -> None:
 def test_records_without_patients_are_ignored() -> None:
     detector = PatientFanoutDetector(FanoutConfig(max_patients_per_token=1))
     assert not any(detector.observe(rec(i)) for i in range(50))
+
+
+def test_a_client_approved_to_read_a_population_is_not_counted() -> None:
+    exempt = FanoutConfig(max_patients_per_token=2, population_clients=frozenset({"analytics"}))
+    detector = PatientFanoutDetector(exempt)
+    many = tuple(f"p{i}" for i in range(50))
+    assert detector.observe(rec(0, client_id="analytics", patients=many)) == []
+    assert detector.observe(rec(1, client_id="scheduler", patients=many))  # others still are
+
+
+def test_the_engine_takes_the_population_clients() -> None:
+    engine = AnomalyEngine.from_config(
+        {"patient_fanout": {"threshold": 2}}, population_clients=("analytics",)
+    )
+    many = tuple(f"p{i}" for i in range(5))
+    assert engine.observe(rec(0, client_id="analytics", patients=many)) == []
+    assert [a.detector for a in engine.observe(rec(1, patients=many))] == ["patient_fanout"]
