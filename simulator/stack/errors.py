@@ -24,11 +24,20 @@ class PortInUse(LabError):
 class ServiceDied(LabError):
     """A server process exited while the lab waited for it to become ready."""
 
-    def __init__(self, service: str, returncode: int | None, log_tail: str, log_path: str) -> None:
+    def __init__(
+        self,
+        service: str,
+        returncode: int | None,
+        log_tail: str,
+        log_path: str,
+        explained: tuple[str, str] | None = None,  # (cause, fix) read from the log, if known
+    ) -> None:
+        cause, fix = explained or ("", "")
         super().__init__(
-            f"{service} exited during start (exit code {returncode}); last lines of {log_path}:\n"
-            f"{log_tail}",
-            f"read the whole log with `fhirlab logs {service}`",
+            f"{service} exited during start (exit code {returncode})"
+            + (f": {cause}" if cause else "")
+            + f"; last lines of {log_path}:\n{log_tail}",
+            (f"{fix}; " if fix else "") + f"read the whole log with `fhirlab logs {service}`",
         )
         self.service = service
         self.returncode = returncode

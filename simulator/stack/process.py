@@ -24,6 +24,10 @@ import psutil
 from simulator.stack.errors import PortInUse, ReadinessTimeout, ServiceDied
 
 HealthCheck = Callable[[httpx.Response], bool]
+# Reads the log of a start that ended in an exit; (cause, fix) when it recognises why.
+ExitExplainer = Callable[[str], tuple[str, str] | None]
+
+START_MARK = "=== fhirlab: starting "
 
 
 def status_ok(response: httpx.Response) -> bool:
@@ -43,6 +47,7 @@ class ServiceSpec:
     # Extra environment for this child only (may hold secrets: kept out of repr and logs).
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
     health_check: HealthCheck = status_ok
+    explain_exit: ExitExplainer | None = None
 
 
 @dataclass(frozen=True)
@@ -110,6 +115,19 @@ def tail(path: Path, lines: int = 30) -> str:
     return "\n".join(data.splitlines()[-lines:])
 
 
+def latest_start(path: Path, limit: int = 1 << 20) -> str:
+    """The log of the latest start: what follows the last start mark (within the last `limit`
+    bytes; '' if the file does not exist)."""
+    try:
+        with path.open("rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, fh.tell() - limit))
+            data = fh.read().decode("utf-8", errors="replace")
+    except FileNotFoundError:
+        return ""
+    return data.rpartition(START_MARK)[2]
+
+
 class ProcessManager:
     """Starts and stops the lab's servers; all bookkeeping lives under `run_dir` and `log_dir`."""
 
@@ -167,7 +185,7 @@ class ProcessManager:
         log_path = self.log_path(spec.name)
         env = {**os.environ, **spec.env}
         with log_path.open("ab") as log:
-            log.write(f"\n=== fhirlab: starting {spec.name} at {time.ctime()} ===\n".encode())
+            log.write(f"\n{START_MARK}{spec.name} at {time.ctime()} ===\n".encode())
             log.write(("=== " + " ".join(spec.command) + "\n").encode())
             log.flush()
             popen = subprocess.Popen(
@@ -207,7 +225,9 @@ class ProcessManager:
         if self.process(state) is None:
             popen = self._popen.get(spec.name)
             code = popen.poll() if popen is not None else None
-            raise ServiceDied(spec.name, code, tail(Path(state.log)), state.log)
+            log = Path(state.log)
+            explained = spec.explain_exit(latest_start(log)) if spec.explain_exit else None
+            raise ServiceDied(spec.name, code, tail(log), state.log, explained)
         return self.healthy(spec, spec.health_check)
 
     def wait_ready(

@@ -116,6 +116,47 @@ def check_hapi_datasource(cfg: LabConfig) -> None:
         )
 
 
+LOGIN_FIX = (
+    "set FHIRLAB_HAPI_DATASOURCE_USERNAME and FHIRLAB_HAPI_DATASOURCE_PASSWORD to a login that"
+    " the database in FHIRLAB_HAPI_DATASOURCE_URL accepts"
+)
+
+# Why HAPI could not use its PostgreSQL database, as PostgreSQL or its JDBC driver says it in
+# HAPI's log: (pattern, cause, fix).
+DATABASE_EXITS = (
+    (
+        r'password authentication failed for user "[^"]*"',
+        "PostgreSQL refused HAPI's login",
+        LOGIN_FIX,
+    ),
+    (r'role "[^"]*" does not exist', "PostgreSQL refused HAPI's login", LOGIN_FIX),
+    (
+        r"no pg_hba\.conf entry for host [^\n]*",
+        "PostgreSQL refused HAPI's connection",
+        "add a pg_hba.conf rule for this host, user and database, or " + LOGIN_FIX,
+    ),
+    (
+        r'database "[^"]*" does not exist',
+        "HAPI's database is missing",
+        "create it (`createdb`), or name an existing one in FHIRLAB_HAPI_DATASOURCE_URL",
+    ),
+    (
+        r"Connection to \S+ refused",
+        "no PostgreSQL server answers",
+        "start PostgreSQL, or correct the host and port in FHIRLAB_HAPI_DATASOURCE_URL",
+    ),
+)
+
+
+def explain_hapi_exit(log: str) -> tuple[str, str] | None:
+    """(cause, fix) when HAPI's log of a failed start shows that its database refused it."""
+    for pattern, cause, fix in DATABASE_EXITS:
+        found = re.search(pattern, log)
+        if found:
+            return f"{cause} ({found.group(0)})", fix
+    return None
+
+
 def hapi_database_args(cfg: LabConfig) -> list[str]:
     """HAPI's non-secret datasource settings, as command-line arguments (visible in `ps`).
 
@@ -169,6 +210,7 @@ def hapi_spec(cfg: LabConfig, say: Say = quiet) -> ServiceSpec:
         url=cfg.hapi_base_url,
         ports=(("hapi", cfg.ports.hapi),),
         health_check=_hapi_ready,
+        explain_exit=explain_hapi_exit,
     )
 
 
