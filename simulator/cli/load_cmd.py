@@ -15,6 +15,7 @@ from labcore.config import load_config
 from simulator.cli.console import err, out
 from simulator.load.matrix import MATRIX_NAMES, parse_matrix
 from simulator.load.progress import RichProgress
+from simulator.load.rounds import DEFAULT_ROUNDS
 from simulator.load.runner import LOAD_FILE, LoadOptions, run_matrix
 from simulator.load.table import load_table
 from simulator.results import ResultsDirectory
@@ -41,8 +42,8 @@ def load(
         int | None,
         typer.Option(
             help="interleaved rounds: each gives every configuration seconds/rounds, in a "
-            "rotated order (default: 3 for more than one configuration, fewer for short "
-            "--seconds; 1: one configuration after the other)"
+            f"rotated order (default: {DEFAULT_ROUNDS} for more than one configuration, fewer "
+            "for short --seconds; 1: one configuration after the other)"
         ),
     ] = None,
     warmup: Annotated[
