@@ -1,0 +1,81 @@
+"""Costs as intervals: two identical configurations read as no cost; an injected delay is found
+with about its size; the interval says which."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from simulator.load.cost import MIN_SAMPLES, Interval, Slice, cost, kinds, reading
+
+ROUNDS = 6
+
+
+def run(seed: int, delay_ms: float = 0.0, per_slice: int = 400, drift: float = 0.3) -> list[Slice]:
+    """One configuration's slices: reads (~2 ms) and searches (~8 ms), log-normal with a tail,
+    every round a little slower or faster (the machine's drift, the same for every config)."""
+    rng = np.random.default_rng(seed)
+    slices = []
+    for r in range(ROUNDS):
+        shift = drift * np.sin(r)  # shared by all configurations in round r
+        reads = rng.lognormal(np.log(2.0), 0.35, per_slice) + shift + delay_ms
+        searches = rng.lognormal(np.log(8.0), 0.25, per_slice // 2) + shift + delay_ms
+        slices.append(Slice({"read": reads.tolist(), "search": searches.tolist()}, 10.0))
+    return slices
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])
+def test_an_a_a_pair_has_an_interval_containing_zero(seed: int) -> None:
+    for kind in ("read", "search"):
+        found = cost(run(seed), run(seed + 100), kind, resamples=400, seed=seed)
+        assert found is not None
+        assert found.added_p50_ms.covers(0.0), (kind, found.added_p50_ms)
+        assert found.rps_ratio.covers(1.0), (kind, found.rps_ratio)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_an_injected_2_ms_delay_is_found_with_about_its_size(seed: int) -> None:
+    found = cost(run(seed, delay_ms=2.0), run(seed + 100), "read", resamples=400, seed=seed)
+    assert found is not None
+    p50 = found.added_p50_ms
+    assert not p50.covers(0.0)
+    assert 1.6 < p50.estimate < 2.4 and p50.covers(2.0), p50
+    assert found.added_p99_ms.low > 0
+
+
+def test_the_throughput_ratio_follows_the_requests_served() -> None:
+    fast, slow = run(1, per_slice=400), run(2, per_slice=200)
+    found = cost(slow, fast, "read", resamples=300)
+    assert found is not None and found.rps_ratio.estimate == pytest.approx(0.5)
+    assert found.rps_ratio.high < 1.0
+
+
+def test_too_few_samples_give_no_estimate() -> None:
+    few = [Slice({"read": [1.0] * (MIN_SAMPLES // ROUNDS)}, 1.0) for _ in range(ROUNDS)]
+    assert cost(few, run(1), "read") is None
+    assert cost(run(1), run(2), "write") is None  # a kind neither has
+
+
+def test_slices_must_pair_by_round() -> None:
+    with pytest.raises(ValueError, match="same rounds"):
+        cost(run(1)[:3], run(2), "read")
+
+
+def test_the_bootstrap_is_reproducible_from_its_seed() -> None:
+    a = cost(run(1), run(2), "read", resamples=200, seed=7)
+    b = cost(run(1), run(2), "read", resamples=200, seed=7)
+    assert a == b
+
+
+def test_reading_states_a_measured_cost_or_the_noise_floor() -> None:
+    floor = Interval(0.1, -0.3, 0.5)
+    assert reading(Interval(2.0, 1.5, 2.6), floor) == "+2.00 ms (95% interval +1.50 to +2.60)"
+    assert reading(Interval(0.2, -0.1, 0.6), floor) == (
+        "no cost measurable at this run's noise floor (±0.40 ms)"
+    )
+    assert "±0.35 ms" in reading(Interval(0.2, -0.1, 0.6), None)  # its own interval
+
+
+def test_kinds_are_listed_in_a_stable_order() -> None:
+    slices = [Slice({"search": [1.0], "write": [], "read": [2.0], "other": [1.0]}, 1.0)]
+    assert kinds(slices) == ["read", "search", "other"]
