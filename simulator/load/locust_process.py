@@ -102,7 +102,13 @@ def record_samples(env: Environment, samples: SliceSamples, control: SliceContro
             outcome = "failed"
         index = int(context.get("slice", control.index))
         samples.of(index).add(
-            request_type, name, outcome, response_time, start_time, context.get("control")
+            request_type,
+            name,
+            outcome,
+            response_time,
+            start_time,
+            context.get("control"),
+            context.get("kind"),
         )
 
     env.events.request.add_listener(on_request)

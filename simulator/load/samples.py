@@ -1,7 +1,9 @@
 """Raw response times under load, kept exactly (Locust's own statistics round them).
 
 Every request event adds one sample: its method, name, outcome, response time in milliseconds
-(a float from `perf_counter`) and when it started. A worker drains its samples into each report
+(a float from `perf_counter`) and when it started; served requests are also kept by kind (read,
+search, write, ...: `simulator/steps/kinds.py`) and refusals as `refused`, the units a control's
+cost is read in (`simulator/load/cost.py`). A worker drains its samples into each report
 to the master; the master merges them; the Locust process writes them as JSON for the command
 that summarizes them (`simulator.load.stats`). Plain Python: no Locust import.
 """
@@ -12,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 TOKEN = "TOKEN"  # the request type of token acquisitions (one per virtual user)
+REFUSED = "refused"  # the kind under which refusals are kept
 SAMPLES_VERSION = 1
 
 
@@ -70,6 +73,8 @@ class Samples:
     first_start: float | None = None  # earliest FHIR request start (epoch seconds)
     last_end: float | None = None  # latest FHIR response end
     measured_s: float | None = None  # set: the measured time (slices of interleaved rounds)
+    # response times (ms) of served requests by kind, and of refusals as REFUSED
+    kinds: dict[str, list[float]] = field(default_factory=dict)
 
     def add(
         self,
@@ -79,10 +84,17 @@ class Samples:
         ms: float,
         started: float | None = None,
         control: str | None = None,
+        kind: str | None = None,
     ) -> None:
         self.series.setdefault((method, name), Series()).add(outcome, ms, control)
-        if method != TOKEN and started is not None:
+        if method == TOKEN:
+            return
+        if started is not None:
             self._window(started, started + ms / 1000.0)
+        if outcome == "denied":
+            self.kinds.setdefault(REFUSED, []).append(float(ms))
+        elif outcome == "ok" and kind:
+            self.kinds.setdefault(kind, []).append(float(ms))
 
     def _window(self, start: float, end: float) -> None:
         self.first_start = start if self.first_start is None else min(self.first_start, start)
@@ -91,13 +103,15 @@ class Samples:
     def merge(self, other: Samples) -> None:
         for key, series in other.series.items():
             self.series.setdefault(key, Series()).extend(series)
+        for kind, times in other.kinds.items():
+            self.kinds.setdefault(kind, []).extend(times)
         if other.first_start is not None and other.last_end is not None:
             self._window(other.first_start, other.last_end)
 
     def drain(self) -> Samples:
         """Everything gathered so far, leaving this one empty (a worker's report)."""
-        taken = Samples(self.series, self.first_start, self.last_end)
-        self.series, self.first_start, self.last_end = {}, None, None
+        taken = Samples(self.series, self.first_start, self.last_end, kinds=self.kinds)
+        self.series, self.first_start, self.last_end, self.kinds = {}, None, None, {}
         return taken
 
     @property
@@ -119,6 +133,7 @@ class Samples:
             "series": [
                 {"method": m, "name": n, **s.to_dict()} for (m, n), s in self.series.items()
             ],
+            "kinds": self.kinds,
         }
 
     @classmethod
@@ -133,4 +148,5 @@ class Samples:
             data.get("first_start"),
             data.get("last_end"),
             None if measured is None else float(measured),
+            {str(k): [float(x) for x in v] for k, v in (data.get("kinds") or {}).items()},
         )

@@ -37,6 +37,7 @@ from simulator.replay.credentials import obtain
 from simulator.scenarios import Bindings, Launch, bindings_for
 from simulator.smart.tokens import Token
 from simulator.steps import Outcome, Part, Reply, Session, StepRequest, Walk, classify
+from simulator.steps.kinds import request_kind
 
 RENEW_BEFORE_S = 15.0  # obtain a new token this long before the current one expires
 URL_SAFE = "/?&=:,$|*_.~-()'!+@;%"
@@ -187,6 +188,7 @@ class ScenarioUser(FastHttpUser):
                 context = resp.request_meta["context"]
                 context["outcome"], context["control"] = str(outcome), control
                 context["slice"] = index
+                context["kind"] = request_kind(request)
                 if outcome is Outcome.FAILED:
                     resp.failure(str(resp.error) if resp.error else f"HTTP {resp.status_code}")
                 else:

@@ -78,3 +78,19 @@ def test_the_table_shows_each_configuration_against_off() -> None:
     console.print(load_table(result()))
     text = console.export_text()
     assert "C08" in text and "off" in text and "×off" in text
+
+
+def test_samples_keep_served_requests_by_kind_and_refusals_apart() -> None:
+    samples = Samples()
+    samples.add(TOKEN, "demo", "ok", 300.0, 99.0, kind="other")  # a login is no FHIR request
+    samples.add("GET", "demo: read", "ok", 2.0, 100.0, kind="read")
+    samples.add("GET", "demo: search", "ok", 8.0, 100.1, kind="search")
+    samples.add("GET", "demo: search", "denied", 1.0, 100.2, "C08", kind="search")
+    samples.add("GET", "demo: read", "failed", 50.0, 100.3, kind="read")
+    assert samples.kinds == {"read": [2.0], "search": [8.0], "refused": [1.0]}
+    again = Samples.from_dict(samples.to_dict())
+    assert again.kinds == samples.kinds
+    merged = Samples()
+    merged.merge(samples)
+    merged.merge(samples.drain())
+    assert merged.kinds["read"] == [2.0, 2.0] and samples.kinds == {}
