@@ -35,6 +35,13 @@ def load(
             "(default: all of them)"
         ),
     ] = None,
+    noise_floor: Annotated[
+        bool,
+        typer.Option(
+            help="with off and another configuration, also run off-2, a second gateway "
+            "identical to off: the run's noise floor (an A/A pair) beside every cost"
+        ),
+    ] = True,
     seconds: Annotated[
         float, typer.Option(help="measured time per configuration, all rounds together")
     ] = 10.0,
@@ -85,7 +92,7 @@ def load(
         spawn_rate=spawn_rate,
         workers=workers,
         pace=pace,
-        matrix=tuple(parse_matrix(matrix)),
+        matrix=tuple(parse_matrix(matrix, noise_floor=noise_floor)),
         scenarios=tuple(scenarios) if scenarios else None,
         library=library,
         rate_limit=rate_limit,

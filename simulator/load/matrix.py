@@ -3,6 +3,9 @@
 `off` runs every run-time control off (the token stage stays on: signature, issuer, audience,
 expiry); `C01`, `C02`, ... run one control enforced and the others off; `all` enforces every
 run-time control. `off` comes first, since every other configuration is compared with it.
+`off-2` is a second gateway exactly like `off`: compared with `off`, it gives the run's noise
+floor (an A/A pair: the cost the run would report for no difference at all); a matrix with
+`off` and anything else gets it unless asked not to.
 """
 
 from __future__ import annotations
@@ -14,8 +17,9 @@ from gateway.policy import RUNTIME_CONTROLS
 from labcore.errors import LabError
 
 OFF = "off"
+AA = "off-2"  # the A/A twin of `off`: the noise floor
 ALL = "all"
-MATRIX_NAMES: tuple[str, ...] = (OFF, *RUNTIME_CONTROLS, ALL)
+MATRIX_NAMES: tuple[str, ...] = (OFF, AA, *RUNTIME_CONTROLS, ALL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +44,7 @@ def configuration(name: str) -> Configuration:
         raise ValueError(f"unknown configuration {name!r}")
     if name == ALL:
         on: set[str] = set(RUNTIME_CONTROLS)
-    elif name == OFF:
+    elif name in (OFF, AA):
         on = set()
     else:
         on = {name}
@@ -53,19 +57,21 @@ def full_matrix() -> list[Configuration]:
     return [configuration(name) for name in MATRIX_NAMES]
 
 
-def parse_matrix(text: str | None) -> list[Configuration]:
+def parse_matrix(text: str | None, noise_floor: bool = True) -> list[Configuration]:
     """`off,all,C05` → those configurations, in the matrix's order (`off` first); None or empty:
-    the full matrix. Names are case-insensitive; repeats count once. Unknown names raise a
-    LabError that lists the valid ones."""
+    the full matrix. Names are case-insensitive; repeats count once. With `noise_floor`, a choice
+    of `off` and another configuration gets `off-2` too; without it, `off-2` only if named.
+    Unknown names raise a LabError that lists the valid ones."""
     if text is None or not text.strip():
-        return full_matrix()
+        full = full_matrix()
+        return full if noise_floor else [c for c in full if c.name != AA]
     wanted: list[str] = []
     unknown: list[str] = []
     for raw in text.split(","):
         item = raw.strip()
         if not item:
             continue
-        name = item.lower() if item.lower() in (OFF, ALL) else item.upper()
+        name = item.lower() if item.lower() in (OFF, AA, ALL) else item.upper()
         if name in MATRIX_NAMES:
             if name not in wanted:
                 wanted.append(name)
@@ -84,4 +90,6 @@ def parse_matrix(text: str | None) -> list[Configuration]:
             f"unknown configuration(s) in --matrix: {', '.join(unknown) or repr(text)}{note}",
             f"choose from {', '.join(MATRIX_NAMES)} (comma-separated)",
         )
+    if noise_floor and OFF in wanted and set(wanted) - {OFF, AA}:
+        wanted.append(AA)
     return [configuration(name) for name in MATRIX_NAMES if name in wanted]

@@ -6,7 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from simulator.load.matrix import OFF
+from simulator.load import cost
+from simulator.load.matrix import AA, OFF
 from simulator.load.stats import Totals, allowed_added_p50, compared, ratio
 
 LOAD_SCHEMA_VERSION = 1
@@ -24,8 +25,37 @@ class ConfigResult:
     alert_detectors: dict[str, int] = field(default_factory=dict)
     directory: str | None = None  # load/<config>/, relative to the run directory
     by_round: tuple[dict[str, Any], ...] = ()  # each measured slice, summarized, in round order
+    # each measured slice's times by request kind, in round order (the cost's bootstrap input)
+    slices: tuple[cost.Slice, ...] = field(default=(), repr=False, compare=False)
 
-    def to_dict(self, baseline: ConfigResult | None = None) -> dict[str, Any]:
+    def cost_against(
+        self, baseline: ConfigResult, floor: dict[str, cost.Cost] | None = None
+    ) -> list[dict[str, Any]]:
+        """Per request kind: what this configuration adds to `baseline`, as intervals, and how a
+        report reads it against the run's noise floor (`floor`, the A/A pair's costs)."""
+        if not self.slices or len(self.slices) != len(baseline.slices):
+            return []
+        found = []
+        for kind in cost.kinds([*self.slices, *baseline.slices]):
+            measured = cost.cost(self.slices, baseline.slices, kind)
+            if measured is None:
+                continue
+            noise = (floor or {}).get(kind)
+            found.append(
+                {
+                    **measured.to_dict(),
+                    "reading": cost.reading(
+                        measured.added_p50_ms, noise.added_p50_ms if noise else None
+                    ),
+                }
+            )
+        return found
+
+    def to_dict(
+        self,
+        baseline: ConfigResult | None = None,
+        floor: dict[str, cost.Cost] | None = None,
+    ) -> dict[str, Any]:
         t = self.totals
         vs_off = None
         if baseline is not None:
@@ -56,6 +86,9 @@ class ConfigResult:
             "alerts": self.alerts,
             "alert_detectors": self.alert_detectors,
             "vs_off": vs_off,
+            "cost_vs_off": self.cost_against(baseline, floor)
+            if baseline is not None and baseline is not self
+            else [],
             "directory": self.directory,
             "rounds": len(self.by_round),
             "by_round": list(self.by_round),
@@ -88,8 +121,24 @@ class LoadResult:
     def baseline(self) -> ConfigResult | None:
         return next((c for c in self.configs if c.name == OFF), None)
 
+    def noise_floor(self) -> dict[str, cost.Cost]:
+        """Per request kind, `off-2` against `off`: the cost the run reports for no difference."""
+        baseline = self.baseline
+        twin = next((c for c in self.configs if c.name == AA), None)
+        if baseline is None or twin is None or len(twin.slices) != len(baseline.slices):
+            return {}
+        if not twin.slices:
+            return {}
+        floor = {}
+        for kind in cost.kinds([*twin.slices, *baseline.slices]):
+            measured = cost.cost(twin.slices, baseline.slices, kind)
+            if measured is not None:
+                floor[kind] = measured
+        return floor
+
     def to_dict(self) -> dict[str, Any]:
         baseline = self.baseline
+        floor = self.noise_floor()
         return {
             "schema_version": LOAD_SCHEMA_VERSION,
             "started_at": self.started_at,
@@ -108,5 +157,12 @@ class LoadResult:
             "interrupted": self.interrupted,
             "scenarios": self.scenarios,
             "left_out": self.left_out,
-            "configs": [c.to_dict(baseline) for c in self.configs],
+            "cost_method": {
+                "baseline": OFF,
+                "noise_floor": AA,
+                "interval": f"{cost.CONFIDENCE:.0%}, two-stage bootstrap (rounds, then requests "
+                f"within each round's slice), {cost.RESAMPLES} resamples, seed 0",
+            },
+            "noise_floor": {kind: c.to_dict() for kind, c in floor.items()},
+            "configs": [c.to_dict(baseline, floor) for c in self.configs],
         }

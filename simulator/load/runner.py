@@ -33,6 +33,7 @@ from labcore.config import LabConfig
 from labcore.errors import LabError
 from labcore.profiles import load_profiles
 from simulator.authserver.apply import apply_profiles
+from simulator.load import cost
 from simulator.load.matrix import Configuration, full_matrix
 from simulator.load.plan import LoadPlan, build_plan
 from simulator.load.processes import START_BUDGET_S, locust_processes, wait_for
@@ -202,6 +203,7 @@ def configuration_result(
         alert_detectors=dict(sorted((detectors or {}).items())),
         directory=str(directory.relative_to(run_dir)),
         by_round=tuple(round_stats(number, part) for number, part in parts),
+        slices=tuple(cost.Slice(part.kinds, part.window_s) for _, part in parts),
     )
 
 

@@ -38,8 +38,15 @@ def blast_chart(rows: Sequence[Mapping[str, Any]], path: Path) -> Path | None:
     return path
 
 
+KIND_COLOURS = {"read": "#2b6cb0", "search": "#805ad5", "write": "#dd6b20", "refused": "#718096"}
+
+
 def cost_chart(configs: Sequence[Mapping[str, Any]], path: Path) -> Path | None:
-    """Added median latency of each controls configuration over the controls-off one."""
+    """Added median latency of each controls configuration over the controls-off one: per
+    request kind with its 95% interval when the run measured them, else one bar per
+    configuration (results written before intervals were measured)."""
+    if any(c.get("cost_vs_off") for c in configs):
+        return _interval_chart(configs, path)
     key = "allowed_added_p50_ms"
     if not any((c.get("vs_off") or {}).get(key) is not None for c in configs):
         key = "added_p50_ms"
@@ -69,6 +76,42 @@ def cost_chart(configs: Sequence[Mapping[str, Any]], path: Path) -> Path | None:
         else "added median latency vs controls off (ms)"
     )
     ax.set_title("Cost per control under load")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _interval_chart(configs: Sequence[Mapping[str, Any]], path: Path) -> Path:
+    """One row per configuration, one marker per request kind at its added median, with the
+    95% interval as a bar; the noise floor (`off-2`) is a row like the others."""
+    rows = [c for c in configs if c.get("cost_vs_off")]
+    order = list(KIND_COLOURS)
+    found_kinds = {k["kind"] for c in rows for k in c["cost_vs_off"]}
+    kinds = [k for k in order if k in found_kinds] + sorted(found_kinds - set(order))
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(rows) + 1.6))
+    step = 0.6 / max(1, len(kinds))
+    for n, kind in enumerate(kinds):
+        ys, xs, lows, highs = [], [], [], []
+        for y, c in enumerate(rows):
+            found = next((k for k in c["cost_vs_off"] if k["kind"] == kind), None)
+            if found is None:
+                continue
+            p50 = found["added_p50_ms"]
+            ys.append(y - 0.3 + step * (n + 0.5))
+            xs.append(p50["estimate"])
+            lows.append(p50["estimate"] - p50["low"])
+            highs.append(p50["high"] - p50["estimate"])
+        ax.errorbar(
+            xs, ys, xerr=[lows, highs], fmt="o", markersize=4, capsize=2, linewidth=1,
+            color=KIND_COLOURS.get(kind, "#2d3748"), label=kind,
+        )  # fmt: skip
+    ax.set_yticks(range(len(rows)), [c["name"] for c in rows], fontsize=8)
+    ax.invert_yaxis()
+    ax.axvline(0, color="black", linewidth=0.6)
+    ax.set_xlabel("added median latency vs off, per kind of request (ms; bars: 95% interval)")
+    ax.set_title("Cost per control under load (off-2: the run's noise floor)")
+    ax.legend(loc="best", fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

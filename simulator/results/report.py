@@ -145,6 +145,12 @@ def _environment() -> Environment:
     env.filters["ms"] = lambda v: "-" if v is None else f"{v:.3f}"
     env.filters["signed_ms"] = lambda v: "-" if v is None else f"{v:+.3f}"
     env.filters["ratio"] = lambda v: "-" if v is None else f"{v:.2f}"
+    env.filters["interval_ms"] = lambda i: (
+        f"{i['estimate']:+.2f} [{i['low']:+.2f}, {i['high']:+.2f}]"
+    )
+    env.filters["interval_ratio"] = lambda i: (
+        f"{i['estimate']:.2f} [{i['low']:.2f}, {i['high']:.2f}]"
+    )
     return env
 
 

@@ -78,7 +78,8 @@ def tokens(config: dict[str, Any]) -> int:
 
 
 def test_a_short_matrix_measures_off_and_all(seeded: LabConfig, tmp_path: Path) -> None:
-    args = ["--matrix", "all,off", "--seconds", "3", "--users", "2", "--warmup", "0"]
+    args = ["--matrix", "all,off", "--no-noise-floor", "--seconds", "3", "--users", "2"]
+    args += ["--warmup", "0"]
     result = fhirlab_load(seeded, tmp_path, *args, MISCONFIGURED, WELL_BEHAVED)
     run_dir: Path = result["run_dir"]
     assert [s["name"] for s in result["scenarios"]] == [MISCONFIGURED, WELL_BEHAVED]
@@ -120,7 +121,13 @@ def test_interleaved_rounds_give_every_configuration_samples_from_each(
     result = fhirlab_load(seeded, tmp_path, *args, "--users", "2", MISCONFIGURED, WELL_BEHAVED)
     run_dir: Path = result["run_dir"]
     assert result["rounds"] == 2 and result["warmup_s"] == 1.0
-    assert result["order"] == [["off", "all"], ["all", "off"]]
+    # off-2, off's twin, came along: the run's noise floor
+    assert result["order"] == [["off", "off-2", "all"], ["all", "off-2", "off"]]
+    assert "read" in result["noise_floor"] or "search" in result["noise_floor"]
+    for kind, floor in result["noise_floor"].items():
+        assert (
+            floor["samples"] >= 20 and floor["added_p50_ms"]["low"] <= floor["added_p50_ms"]["high"]
+        ), kind
     assert result["startup_s"] > 0
     for config in result["configs"]:
         directory = run_dir / config["directory"]
@@ -135,8 +142,16 @@ def test_interleaved_rounds_give_every_configuration_samples_from_each(
         # each round's raw samples are kept beside its CSVs
         for number in (1, 2):
             assert (directory / f"round-{number}" / "samples.json").is_file()
-    every = result["configs"][1]
+    every = result["configs"][2]
+    assert every["name"] == "all"
     assert every["denied"] > 0 and all(r["denied"] > 0 for r in every["by_round"])
+    # its cost per kind of request, as intervals, read against the noise floor
+    kinds = {k["kind"]: k for k in every["cost_vs_off"]}
+    assert "refused" not in kinds or kinds["refused"]["samples"] > 0
+    assert kinds and all(
+        k["added_p50_ms"]["low"] <= k["added_p50_ms"]["high"] for k in kinds.values()
+    )
+    assert all(k["reading"] for k in kinds.values())
     # the warm-up ran on its own gateway with the first configuration's modes: measured nowhere
     warmup = run_dir / "load" / "warmup"
     warm = json.loads((warmup / "samples.json").read_text())
@@ -147,7 +162,8 @@ def test_interleaved_rounds_give_every_configuration_samples_from_each(
 
 
 def test_workers_send_their_samples_to_the_master(seeded: LabConfig, tmp_path: Path) -> None:
-    args = ["--matrix", "off,C05", "--seconds", "4", "--rounds", "2", "--users", "2"]
+    args = ["--matrix", "off,C05", "--no-noise-floor", "--seconds", "4", "--rounds", "2"]
+    args += ["--users", "2"]
     result = fhirlab_load(seeded, tmp_path, *args, "--workers", "1", WELL_BEHAVED)
     assert result["workers"] == 1
     assert (result["run_dir"] / "load" / "locust-worker-1.log").is_file()

@@ -14,9 +14,18 @@ from simulator.load.matrix import MATRIX_NAMES, configuration, full_matrix, pars
 
 def test_the_full_matrix_is_off_each_control_alone_then_all() -> None:
     names = [c.name for c in full_matrix()]
-    assert names == ["off", *RUNTIME_CONTROLS, "all"]
+    assert names == ["off", "off-2", *RUNTIME_CONTROLS, "all"]
     assert parse_matrix(None) == full_matrix()
     assert parse_matrix("  ") == full_matrix()
+    assert "off-2" not in [c.name for c in parse_matrix(None, noise_floor=False)]
+
+
+def test_the_a_a_twin_of_off_runs_the_same_controls() -> None:
+    assert configuration("off-2").modes == configuration("off").modes
+    assert [c.name for c in parse_matrix("off,all")] == ["off", "off-2", "all"]
+    assert [c.name for c in parse_matrix("off,all", noise_floor=False)] == ["off", "all"]
+    assert [c.name for c in parse_matrix("off")] == ["off"]  # nothing to compare: no twin
+    assert [c.name for c in parse_matrix("all,C05")] == ["C05", "all"]  # no off: no twin
 
 
 def test_off_runs_no_control_and_all_runs_every_one() -> None:
@@ -34,16 +43,16 @@ def test_a_control_alone_is_the_only_one_enforced(control: str) -> None:
 
 
 def test_a_choice_keeps_the_matrix_order_and_counts_repeats_once() -> None:
-    chosen = parse_matrix("c08, ALL,off,C05,C08")
+    chosen = parse_matrix("c08, ALL,off,C05,C08", noise_floor=False)
     assert [c.name for c in chosen] == ["off", "C05", "C08", "all"]
 
 
 @pytest.mark.parametrize("name", ["C07", "C11"])
 def test_configuration_controls_are_refused_with_the_reason(name: str) -> None:
     with pytest.raises(LabError) as caught:
-        parse_matrix(f"off,{name}")
+        parse_matrix(f"off,{name}", noise_floor=False)
     assert "configuration control" in caught.value.message
-    assert "off, C01" in (caught.value.hint or "")
+    assert "off, off-2, C01" in (caught.value.hint or "")
 
 
 def test_unknown_names_are_listed_with_the_valid_ones() -> None:
@@ -60,7 +69,7 @@ def test_only_commas_is_an_error() -> None:
 
 @given(st.lists(st.sampled_from(MATRIX_NAMES), min_size=1))
 def test_any_choice_of_valid_names_parses_to_those_names(names: list[str]) -> None:
-    chosen = [c.name for c in parse_matrix(",".join(names))]
+    chosen = [c.name for c in parse_matrix(",".join(names), noise_floor=False)]
     assert chosen == [n for n in MATRIX_NAMES if n in names]
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 from rich.console import Console
 
+from simulator.load.cost import Slice
 from simulator.load.matrix import configuration
 from simulator.load.result import LOAD_SCHEMA_VERSION, ConfigResult, LoadResult
 from simulator.load.samples import TOKEN, Samples
@@ -94,3 +96,33 @@ def test_samples_keep_served_requests_by_kind_and_refusals_apart() -> None:
     merged.merge(samples)
     merged.merge(samples.drain())
     assert merged.kinds["read"] == [2.0, 2.0] and samples.kinds == {}
+
+
+def _slices(seed: int, delay_ms: float = 0.0) -> tuple[Slice, ...]:
+    rng = np.random.default_rng(seed)
+    return tuple(
+        Slice({"read": (rng.lognormal(np.log(2.0), 0.3, 200) + delay_ms).tolist()}, 5.0)
+        for _ in range(4)
+    )
+
+
+def test_each_configuration_gets_its_cost_per_kind_read_against_the_noise_floor() -> None:
+    def config(name: str, seed: int, delay_ms: float = 0.0) -> ConfigResult:
+        totals = summarize(measured(2.0, False))
+        return ConfigResult(
+            name, configuration(name).controls, totals, slices=_slices(seed, delay_ms)
+        )
+
+    run = result()
+    run.configs = [config("off", 1), config("off-2", 2), config("all", 3, delay_ms=2.0)]
+    document = json.loads(json.dumps(run.to_dict()))
+    floor = document["noise_floor"]["read"]
+    assert floor["added_p50_ms"]["low"] <= 0 <= floor["added_p50_ms"]["high"]
+    off, twin, everything = document["configs"]
+    assert off["cost_vs_off"] == []
+    assert twin["cost_vs_off"][0]["reading"].startswith("no cost measurable")
+    read = everything["cost_vs_off"][0]
+    assert read["kind"] == "read" and read["samples"] == 800
+    assert 1.5 < read["added_p50_ms"]["estimate"] < 2.5
+    assert read["reading"].startswith("+") and "95% interval" in read["reading"]
+    assert document["cost_method"]["noise_floor"] == "off-2"

@@ -168,3 +168,33 @@ def test_results_directories_never_collide_and_copy_only_the_run_s_audit(tmp_pat
         handle.write("during\n")
     assert first.copy_audit() == {"audit": "audit/audit.jsonl"}
     assert (first.path / "audit" / "audit.jsonl").read_text() == "during\n"
+
+
+def _interval(estimate: float, low: float, high: float) -> dict[str, float]:
+    return {"estimate": estimate, "low": low, "high": high}
+
+
+def test_reports_show_each_cost_with_its_interval_and_the_noise_floor(tmp_path: Path) -> None:
+    floor = {"added_p50_ms": _interval(0.05, -0.3, 0.4), "added_p99_ms": _interval(0, -1, 1),
+             "rps_ratio": _interval(1.0, 0.97, 1.03), "kind": "read", "samples": 900,
+             "baseline_samples": 910}  # fmt: skip
+    measured = {**floor, "added_p50_ms": _interval(0.8, 0.5, 1.1),
+                "reading": "+0.80 ms (95% interval +0.50 to +1.10)"}  # fmt: skip
+    load = {
+        **LOAD,
+        "rounds": 4,
+        "cost_method": {"baseline": "off", "noise_floor": "off-2", "interval": "95%, bootstrap"},
+        "noise_floor": {"read": floor},
+        "configs": [
+            {**LOAD["configs"][0], "cost_vs_off": []},
+            {**LOAD["configs"][1], "cost_vs_off": [measured]},
+        ],
+    }
+    on, off = _replays()
+    charts = render_reports(_document(on, off, load), tmp_path)
+    md = (tmp_path / "report.md").read_text()
+    html = (tmp_path / "report.html").read_text()
+    row = "| all | read | 900 | +0.80 [+0.50, +1.10] | +0.00 [-1.00, +1.00] | 1.00 [0.97, 1.03] |"
+    assert row in md
+    assert "(added median read ±0.35 ms)" in md and "±0.35 ms" in html
+    assert "cost.png" in charts and (tmp_path / "cost.png").stat().st_size > 0
