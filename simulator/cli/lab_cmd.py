@@ -31,6 +31,7 @@ from simulator.cli.run_cmd import (
 from simulator.cli.seed_cmd import DEFAULT_PATIENTS, DEFAULT_SEED
 from simulator.cli.stack_cmds import start_stack
 from simulator.load import LoadOptions, RichProgress, load_table, run_matrix
+from simulator.load.rounds import MIN_SLICE_S
 from simulator.replay.summary import blast_radius
 from simulator.results import ResultsDirectory, write_results
 from simulator.smart.auth import PrivateKeyJwt
@@ -50,10 +51,16 @@ LAB_LOAD_SCENARIOS = (
 )
 LAB_LOAD_PACE = 5.0  # requests per second per user
 DEFAULT_LOAD_SECONDS = 6.0
+# four rounds: every configuration in every round, so the cost intervals hold the drift between
+# rounds (simulator/load/cost.py draws the rounds); fewer when the slices would be too short
+LAB_LOAD_ROUNDS = 4
 
 
 def lab_load_options(seconds: float) -> LoadOptions:
-    return LoadOptions(seconds=seconds, scenarios=LAB_LOAD_SCENARIOS, pace=LAB_LOAD_PACE)
+    rounds = LAB_LOAD_ROUNDS if seconds / LAB_LOAD_ROUNDS >= MIN_SLICE_S else None
+    return LoadOptions(
+        seconds=seconds, scenarios=LAB_LOAD_SCENARIOS, pace=LAB_LOAD_PACE, rounds=rounds
+    )
 
 
 def smoke_checks(cfg: LabConfig) -> list[dict[str, object]]:

@@ -157,12 +157,20 @@ def _interval(estimate: float, draws: np.ndarray) -> Interval:
     return Interval(estimate, float(min(low, estimate)), float(max(high, estimate)))
 
 
+def floor_extent(floor: Interval) -> float:
+    """How far from 0 the A/A pair reached: the largest difference this run shows between two
+    identical configurations (its interval's farther end)."""
+    return max(abs(floor.low), abs(floor.high))
+
+
 def reading(added: Interval, floor: Interval | None) -> str:
-    """How a report states an added latency: measured (its interval excludes 0), or not
-    measurable at this run's noise floor (the A/A pair's half-width, when the run has one)."""
-    if not added.covers(0.0):
+    """How a report states an added latency. Measured only when its interval excludes 0 and
+    its estimate lies beyond the run's noise floor (how far the A/A pair reached, when the run
+    has one: a short run's A/A pair can itself exclude 0, and then nothing smaller counts);
+    otherwise not measurable at that floor."""
+    noise = floor_extent(floor) if floor is not None else added.half_width
+    if not added.covers(0.0) and (floor is None or abs(added.estimate) > noise):
         return f"{added.estimate:+.2f} ms (95% interval {added.low:+.2f} to {added.high:+.2f})"
-    noise = floor.half_width if floor is not None else added.half_width
     return f"no cost measurable at this run's noise floor (±{noise:.2f} ms)"
 
 

@@ -41,14 +41,11 @@ class ConfigResult:
             if measured is None:
                 continue
             noise = (floor or {}).get(kind)
-            found.append(
-                {
-                    **measured.to_dict(),
-                    "reading": cost.reading(
-                        measured.added_p50_ms, noise.added_p50_ms if noise else None
-                    ),
-                }
-            )
+            if self.name == AA:  # the A/A pair is the floor, not a cost
+                said = f"the run's noise floor: ±{cost.floor_extent(measured.added_p50_ms):.2f} ms"
+            else:
+                said = cost.reading(measured.added_p50_ms, noise.added_p50_ms if noise else None)
+            found.append({**measured.to_dict(), "reading": said})
         return found
 
     def to_dict(

@@ -68,7 +68,7 @@ class LoadOptions:
     library: Path | None = None
     rate_limit: bool = False  # keep the gateway's rate limiter on (off: measure the controls)
     read_only: bool = False
-    rounds: int | None = None  # interleaved rounds; None: `default_rounds` (3 for a matrix)
+    rounds: int | None = None  # interleaved rounds; None: `default_rounds`
     warmup: float = 2.0  # seconds of unmeasured load on the first configuration; 0: none
 
     @property

@@ -68,12 +68,20 @@ def test_the_bootstrap_is_reproducible_from_its_seed() -> None:
 
 
 def test_reading_states_a_measured_cost_or_the_noise_floor() -> None:
-    floor = Interval(0.1, -0.3, 0.5)
+    floor = Interval(0.1, -0.3, 0.5)  # the A/A pair reached 0.5 ms
     assert reading(Interval(2.0, 1.5, 2.6), floor) == "+2.00 ms (95% interval +1.50 to +2.60)"
     assert reading(Interval(0.2, -0.1, 0.6), floor) == (
-        "no cost measurable at this run's noise floor (±0.40 ms)"
+        "no cost measurable at this run's noise floor (±0.50 ms)"
     )
     assert "±0.35 ms" in reading(Interval(0.2, -0.1, 0.6), None)  # its own interval
+
+
+def test_a_cost_within_what_the_a_a_pair_reached_is_not_measured() -> None:
+    # a short run: the A/A pair's own interval excludes 0, reaching -3.6 ms
+    floor = Interval(-2.4, -3.6, -0.1)
+    assert reading(Interval(1.2, 0.4, 2.0), floor).startswith("no cost measurable")
+    assert "±3.60 ms" in reading(Interval(1.2, 0.4, 2.0), floor)
+    assert reading(Interval(5.0, 4.0, 6.0), floor).startswith("+5.00 ms")
 
 
 def test_kinds_are_listed_in_a_stable_order() -> None:

@@ -196,5 +196,5 @@ def test_reports_show_each_cost_with_its_interval_and_the_noise_floor(tmp_path: 
     html = (tmp_path / "report.html").read_text()
     row = "| all | read | 900 | +0.80 [+0.50, +1.10] | +0.00 [-1.00, +1.00] | 1.00 [0.97, 1.03] |"
     assert row in md
-    assert "(added median read ±0.35 ms)" in md and "±0.35 ms" in html
+    assert "(added median read ±0.40 ms)" in md and "±0.40 ms" in html
     assert "cost.png" in charts and (tmp_path / "cost.png").stat().st_size > 0
