@@ -57,6 +57,12 @@ def load(
         float,
         typer.Option(help="seconds of unmeasured load on the first configuration (0: none)"),
     ] = 2.0,
+    order_seed: Annotated[
+        int | None,
+        typer.Option(
+            help="seed that shuffles the rounds' orders (default: drawn; load.json records it)"
+        ),
+    ] = None,
     users: Annotated[
         int | None,
         typer.Option(help="virtual users (default: one per scenario weight share)"),
@@ -99,6 +105,7 @@ def load(
         read_only=read_only,
         rounds=rounds,
         warmup=warmup,
+        order_seed=order_seed,
     )
     cfg = load_config()
     run_dir = ResultsDirectory.new(results, time.time()).path

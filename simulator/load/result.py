@@ -112,6 +112,7 @@ class LoadResult:
     rounds: int = 1  # interleaved rounds: each configuration ran seconds / rounds per round
     warmup_s: float = 0.0  # unmeasured load on the first configuration before the rounds
     order: list[list[str]] = field(default_factory=list)  # each round's configurations, in order
+    order_seed: int | None = None  # the seed the rounds' orders were shuffled from
     startup_s: float | None = None  # Locust's start to the first slice (imports, logins)
 
     @property
@@ -147,6 +148,7 @@ class LoadResult:
             "rounds": self.rounds,
             "warmup_s": self.warmup_s,
             "order": self.order,
+            "order_seed": self.order_seed,
             "startup_s": self.startup_s,
             "rate_limit": self.rate_limit,
             "read_only": self.read_only,

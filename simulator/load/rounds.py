@@ -10,12 +10,15 @@ Rounds go in pairs: a round, then the same order reversed, so that over the pair
 configuration's mean place is the same (a drift that grows steadily over the run costs every
 configuration alike) and each follows a different neighbour; each pair starts further on in the
 list, so that no configuration always runs at the start or the end of a round. With an even
-number of rounds the places balance exactly. Plain Python: no Locust import.
+number of rounds the places balance exactly. A load run shuffles the order from a seed it
+records (`balanced_schedule`): when the rounds are a multiple of the configurations, every
+configuration takes every place equally often (a Latin square). Plain Python: no Locust import.
 """
 
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -51,6 +54,28 @@ def schedule(names: Sequence[str], rounds: int) -> list[list[str]]:
     return orders
 
 
+def balanced_schedule(names: Sequence[str], rounds: int, seed: int) -> list[list[str]]:
+    """Every round's order, shuffled from `seed`: when `rounds` is a multiple of the number of
+    configurations, rows of a Latin square (each configuration in each place equally often),
+    in shuffled order; otherwise `schedule`'s reversed pairs (each configuration's mean place
+    the same, with an even number of rounds) from a shuffled order."""
+    if rounds < 1:
+        raise ValueError(f"rounds must be at least 1, not {rounds}")
+    rng = random.Random(seed)
+    base = list(names)
+    rng.shuffle(base)
+    n = len(base)
+    if n < 2 or rounds % n:
+        return schedule(base, rounds)
+    square = [base[i:] + base[:i] for i in range(n)]
+    orders: list[list[str]] = []
+    for _ in range(rounds // n):
+        block = square[:]
+        rng.shuffle(block)
+        orders.extend(block)
+    return orders
+
+
 @dataclass(frozen=True)
 class SlicePlan:
     """One slice of the run: a configuration for `seconds`, in round `round` (WARMUP: not
@@ -66,14 +91,20 @@ class SlicePlan:
 
 
 def slice_plan(
-    names: Sequence[str], rounds: int, seconds: float, warmup_s: float = 0.0
+    names: Sequence[str],
+    rounds: int,
+    seconds: float,
+    warmup_s: float = 0.0,
+    seed: int | None = None,
 ) -> list[SlicePlan]:
     """The slices in the order run: the warm-up (on the first configuration, when `warmup_s` >
-    0), then every round's configurations, `seconds / rounds` each."""
+    0), then every round's configurations, `seconds / rounds` each; the rounds' orders from
+    `balanced_schedule(seed)`, or `schedule` without a seed."""
     slices: list[SlicePlan] = []
     if warmup_s > 0 and names:
         slices.append(SlicePlan(names[0], WARMUP, warmup_s))
-    for number, order in enumerate(schedule(names, rounds), start=1):
+    orders = schedule(names, rounds) if seed is None else balanced_schedule(names, rounds, seed)
+    for number, order in enumerate(orders, start=1):
         slices.extend(SlicePlan(name, number, seconds / rounds) for name in order)
     return slices
 

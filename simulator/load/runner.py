@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import secrets
 import tempfile
 import time
 from collections import Counter
@@ -70,6 +71,7 @@ class LoadOptions:
     read_only: bool = False
     rounds: int | None = None  # interleaved rounds; None: `default_rounds`
     warmup: float = 2.0  # seconds of unmeasured load on the first configuration; 0: none
+    order_seed: int | None = None  # shuffles the rounds' orders; None: drawn, and recorded
 
     @property
     def resolved_rounds(self) -> int:
@@ -251,11 +253,11 @@ class SliceProgress:
 
 
 def plan_slices(
-    options: LoadOptions, rounds: int, hosts: dict[str, str], run_dir: Path
+    options: LoadOptions, rounds: int, hosts: dict[str, str], run_dir: Path, seed: int | None
 ) -> list[Slice]:
     names = [config.name for config in options.matrix]
     slices = []
-    for piece in slice_plan(names, rounds, options.seconds, options.warmup):
+    for piece in slice_plan(names, rounds, options.seconds, options.warmup, seed):
         if piece.measured:
             directory = run_dir / "load" / piece.config / f"round-{piece.round}"
             host = hosts[piece.config]
@@ -326,7 +328,7 @@ def run_rounds(
             bases = start_gateways(gateways, cfg, wanted, options)
             for (directory, _), base in zip(wanted, bases, strict=True):
                 hosts[directory.name] = base
-            slices = plan_slices(options, result.rounds, hosts, run_dir)
+            slices = plan_slices(options, result.rounds, hosts, run_dir, result.order_seed)
             result.order = [
                 [s.config for s in slices if s.round == number]
                 for number in range(1, result.rounds + 1)
@@ -409,6 +411,9 @@ def run_matrix(
         load_average=[round(os.getloadavg()[0], 2)],
         rounds=options.resolved_rounds,
         warmup_s=options.warmup,
+        order_seed=options.order_seed
+        if options.order_seed is not None
+        else secrets.randbelow(2**31),
     )
     run_dir.mkdir(parents=True, exist_ok=True)
     try:
