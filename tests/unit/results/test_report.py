@@ -146,6 +146,8 @@ def test_reports_render_with_charts(tmp_path: Path, load: dict | None) -> None:
     if load:
         assert "| all | 450 | 90.0 | 0.90 | 9.000 | +0.900 | - |" in md
         assert "cost.png" in charts
+        assert "**Latency mode**: every user paces itself at 5.0 requests/s" in md
+        assert "<strong>Latency mode</strong>" in html
     else:
         assert "No load run" in md
 
@@ -194,7 +196,15 @@ def test_reports_show_each_cost_with_its_interval_and_the_noise_floor(tmp_path: 
     charts = render_reports(_document(on, off, load), tmp_path)
     md = (tmp_path / "report.md").read_text()
     html = (tmp_path / "report.html").read_text()
+    assert "Latency mode" in md
     row = "| all | read | 900 | +0.80 [+0.50, +1.10] | +0.00 [-1.00, +1.00] | 1.00 [0.97, 1.03] |"
     assert row in md
     assert "(added median read ±0.40 ms)" in md and "±0.40 ms" in html
     assert "cost.png" in charts and (tmp_path / "cost.png").stat().st_size > 0
+
+
+def test_a_closed_loop_run_says_it_shows_throughput(tmp_path: Path) -> None:
+    on, off = _replays()
+    render_reports(_document(on, off, {**LOAD, "pace": 0.0}), tmp_path)
+    md = (tmp_path / "report.md").read_text()
+    assert "**Throughput mode**" in md and "Latency mode" not in md
