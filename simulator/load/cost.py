@@ -25,6 +25,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from simulator.load.samples import REFUSED
+from simulator.steps.kinds import KINDS
+
 RESAMPLES = 1000
 CONFIDENCE = 0.95
 MIN_SAMPLES = 20  # fewer requests of a kind in a configuration: no estimate
@@ -175,7 +178,21 @@ def reading(added: Interval, floor: Interval | None) -> str:
 
 
 def kinds(slices: Sequence[Slice]) -> list[str]:
-    """The request kinds any slice holds, in a stable order."""
+    """The request kinds any slice holds, in a stable order (the kinds of requests, then
+    refusals, then any other name)."""
     found = {kind for s in slices for kind, values in s.times.items() if len(values)}
-    order = ("read", "search", "write", "refused")
+    order = (*KINDS, REFUSED)
     return [k for k in order if k in found] + sorted(found - set(order))
+
+
+def costs_by_kind(config: Sequence[Slice], baseline: Sequence[Slice]) -> dict[str, Cost]:
+    """`cost` for every kind either holds, leaving out those without an estimate; {} when the
+    two did not run the same rounds (an interrupted run)."""
+    if not config or len(config) != len(baseline):
+        return {}
+    found = {}
+    for kind in kinds([*config, *baseline]):
+        measured = cost(config, baseline, kind)
+        if measured is not None:
+            found[kind] = measured
+    return found

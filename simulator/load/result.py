@@ -32,19 +32,18 @@ class ConfigResult:
         self, baseline: ConfigResult, floor: dict[str, cost.Cost] | None = None
     ) -> list[dict[str, Any]]:
         """Per request kind: what this configuration adds to `baseline`, as intervals, and how a
-        report reads it against the run's noise floor (`floor`, the A/A pair's costs)."""
-        if not self.slices or len(self.slices) != len(baseline.slices):
-            return []
+        report reads it against the run's noise floor (`floor`, the A/A pair's costs, which are
+        this configuration's own when it is the A/A twin)."""
+        if self.name == AA and floor is not None:
+            return [
+                {**measured.to_dict(), "reading": f"the run's noise floor: ±{reach:.2f} ms"}
+                for measured in floor.values()
+                for reach in [cost.floor_extent(measured.added_p50_ms)]
+            ]
         found = []
-        for kind in cost.kinds([*self.slices, *baseline.slices]):
-            measured = cost.cost(self.slices, baseline.slices, kind)
-            if measured is None:
-                continue
+        for kind, measured in cost.costs_by_kind(self.slices, baseline.slices).items():
             noise = (floor or {}).get(kind)
-            if self.name == AA:  # the A/A pair is the floor, not a cost
-                said = f"the run's noise floor: ±{cost.floor_extent(measured.added_p50_ms):.2f} ms"
-            else:
-                said = cost.reading(measured.added_p50_ms, noise.added_p50_ms if noise else None)
+            said = cost.reading(measured.added_p50_ms, noise.added_p50_ms if noise else None)
             found.append({**measured.to_dict(), "reading": said})
         return found
 
@@ -119,20 +118,14 @@ class LoadResult:
     def baseline(self) -> ConfigResult | None:
         return next((c for c in self.configs if c.name == OFF), None)
 
-    def noise_floor(self) -> dict[str, cost.Cost]:
-        """Per request kind, `off-2` against `off`: the cost the run reports for no difference."""
+    def noise_floor(self) -> dict[str, cost.Cost] | None:
+        """Per request kind, `off-2` against `off`: the cost the run reports for no difference
+        (None when the run has no such pair)."""
         baseline = self.baseline
         twin = next((c for c in self.configs if c.name == AA), None)
-        if baseline is None or twin is None or len(twin.slices) != len(baseline.slices):
-            return {}
-        if not twin.slices:
-            return {}
-        floor = {}
-        for kind in cost.kinds([*twin.slices, *baseline.slices]):
-            measured = cost.cost(twin.slices, baseline.slices, kind)
-            if measured is not None:
-                floor[kind] = measured
-        return floor
+        if baseline is None or twin is None:
+            return None
+        return cost.costs_by_kind(twin.slices, baseline.slices)
 
     def to_dict(self) -> dict[str, Any]:
         baseline = self.baseline
@@ -162,6 +155,6 @@ class LoadResult:
                 "interval": f"{cost.CONFIDENCE:.0%}, two-stage bootstrap (rounds, then requests "
                 f"within each round's slice), {cost.RESAMPLES} resamples, seed 0",
             },
-            "noise_floor": {kind: c.to_dict() for kind, c in floor.items()},
+            "noise_floor": {kind: c.to_dict() for kind, c in (floor or {}).items()},
             "configs": [c.to_dict(baseline, floor) for c in self.configs],
         }

@@ -186,7 +186,8 @@ def replay(
         creds.close()
     patient = bindings.my_patient if scenario.launch in (Launch.STANDALONE, Launch.EHR) else None
     end = scenario.session_end
-    anomalous = sorted({r.step for r in run.steps if r.step in _anomalous(scenario)})
+    odd_steps = _anomalous(scenario)
+    anomalous = sorted({r.step for r in run.steps if r.step in odd_steps})
     verdicts = judge(
         _facts(profile),
         run.steps,
