@@ -258,9 +258,12 @@ def _id(segment: str, what: str = "resource id") -> str:
 
 
 def _operation(segment: str) -> str:
+    """The operation's name in lower case: every check compares names without case (HAPI
+    refuses `$Everything` today; a server that did not would otherwise meet a name no rule
+    names). The request still goes upstream as the client spelled it."""
     if not OPERATION.fullmatch(segment):
         raise ClassifyError(f"{_clip(segment)} is not a valid operation name")
-    return segment
+    return segment.lower()
 
 
 def _method_error(method: str, what: str) -> ClassifyError:

@@ -25,7 +25,7 @@ class OperationsStage(Stage):
 
     def __init__(self, policy: OperationsPolicy) -> None:
         self.export_clients = frozenset(policy.export_clients)
-        # compared without case: HAPI refuses `$Everything` today, another server may not
+        # the policy's names without case, as classify gives the request's
         self.restricted = frozenset(op.lower() for op in policy.restricted) - EXPORT_FLOW
         self.restricted_clients = frozenset(policy.restricted_clients)
         self.max_count = policy.max_count
@@ -38,8 +38,7 @@ class OperationsStage(Stage):
 
     async def export(self, ctx: RequestContext) -> None:
         fhir = ctx.fhir
-        operation = fhir.operation.lower() if fhir is not None and fhir.operation else None
-        is_export = operation in EXPORT_FLOW
+        is_export = fhir is not None and fhir.operation in EXPORT_FLOW
         is_output = fhir is not None and fhir.reads_binary  # every Binary read counts as one
         if not (is_export or is_output):
             return
@@ -53,8 +52,7 @@ class OperationsStage(Stage):
         fhir = ctx.fhir
         if fhir is None or fhir.interaction is not Interaction.OPERATION:
             return
-        restricted = (fhir.operation or "").lower() in self.restricted
-        if restricted and self._client(ctx) not in self.restricted_clients:
+        if fhir.operation in self.restricted and self._client(ctx) not in self.restricted_clients:
             raise forbidden(
                 f"operation {fhir.operation} is restricted; client {self._client(ctx)!r} "
                 "is not allowed to call it",

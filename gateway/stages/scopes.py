@@ -29,7 +29,8 @@ from gateway.stages import Check, Stage
 from labcore.scopes import ScopeSet, interaction_permission
 
 _FREE = frozenset({Interaction.CAPABILITIES, Interaction.SMART_CONFIGURATION, Interaction.BATCH})
-# Operations that change data need the permission of the change, not read (names without case).
+# Operations that change data need the permission of the change, not read (names as classify
+# gives them: lower case).
 WRITING_OPERATIONS: Final[dict[str, str]] = {
     "$meta-add": "u",
     "$meta-delete": "u",
@@ -58,7 +59,7 @@ def needed(ctx: RequestContext) -> tuple[str, str] | None:
         # resource by resource (`ReadableType`). Without an id it covers every patient.
         if fhir.operation == "$everything" and fhir.resource_id is None:
             return "*", "r"
-        permission = WRITING_OPERATIONS.get((fhir.operation or "").lower(), "r")
+        permission = WRITING_OPERATIONS.get(fhir.operation or "", "r")
         return (fhir.resource_type or "*"), permission
     if fhir.resource_type is None:  # system-level search or history
         return "*", interaction_permission(fhir.interaction)
