@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TypeVar
 
 from gateway.recorder import ALERTS_FILE, AUDIT_FILE
 from simulator.replay.model import ExpectationResult
 from simulator.replay.verdict import AuditEvidence
 
 SETTLE_S = 3.0  # the gateway writes alerts through a queue: wait this long for expected ones
+POLL_S = 0.2
+T = TypeVar("T")
 
 
 class AlertWatch:
@@ -50,12 +53,11 @@ class AlertWatch:
         """Detector names of the alerts raised for `client_id` since `start()`, in order; waits
         up to `settle_s` for the expected ones to be written."""
         wanted = set(expected)
-        deadline = time.monotonic() + (settle_s if wanted else 0.5)
-        while True:
-            found = self._read(client_id)
-            if wanted <= set(found) or time.monotonic() >= deadline:
-                return found
-            time.sleep(0.2)
+        return _settled(
+            lambda: self._read(client_id),
+            lambda found: wanted <= set(found),
+            settle_s if wanted else 0.5,
+        )
 
     def evidence(
         self, client_id: str, sent: int, anomalous: bool, settle_s: float = SETTLE_S
@@ -65,14 +67,23 @@ class AlertWatch:
         alert): the gateway writes both through queues. Alerts on attempts the gateway refused
         (`served: false`: an out-of-profile probe) are left out: the refusing control judges
         those; C06 is about behaviour that was carried out."""
-        deadline = time.monotonic() + settle_s
-        while True:
-            recorded = self._recorded(client_id)
-            alerts = self._read(client_id, served_only=True)
-            settled = recorded >= sent and (alerts or not anomalous)
-            if settled or time.monotonic() >= deadline:
-                return AuditEvidence(True, sent, recorded, tuple(alerts))
-            time.sleep(0.2)
+        recorded, alerts = _settled(
+            lambda: (self._recorded(client_id), self._read(client_id, served_only=True)),
+            lambda seen: seen[0] >= sent and bool(seen[1] or not anomalous),
+            settle_s,
+        )
+        return AuditEvidence(True, sent, recorded, tuple(alerts))
+
+
+def _settled(read: Callable[[], T], done: Callable[[T], bool], settle_s: float) -> T:
+    """`read()` until `done` says its value is complete or `settle_s` has passed (the gateway
+    writes records and alerts through queues); the last value read."""
+    deadline = time.monotonic() + settle_s
+    while True:
+        value = read()
+        if done(value) or time.monotonic() >= deadline:
+            return value
+        time.sleep(POLL_S)
 
 
 def _refused(alert: dict[str, object]) -> bool:
