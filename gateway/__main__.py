@@ -9,10 +9,12 @@ Without `--keycloak` it runs as a plain pass-through proxy (no stages).
 from __future__ import annotations
 
 import argparse
+import asyncio
 from pathlib import Path
 from typing import Any
 
 import uvicorn
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.app import create_app
 from gateway.config import load_gateway_config
@@ -32,6 +34,18 @@ SERVER_OPTIONS: dict[str, Any] = {
 }
 
 
+def delayed(app: ASGIApp, delay_s: float) -> ASGIApp:
+    """`app`, answering every HTTP request `delay_s` later: a known cost for the load method's
+    tests to find (tests/integration/test_load_method.py), never for a lab's gateway."""
+
+    async def wrapper(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await asyncio.sleep(delay_s)
+        await app(scope, receive, send)
+
+    return wrapper
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m gateway", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
@@ -45,6 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--loop", default="auto", choices=["auto", "asyncio", "uvloop"])
     parser.add_argument("--http", default="auto", choices=["auto", "h11", "httptools"])
     parser.add_argument("--repo", type=Path, default=REPO_ROOT, help=argparse.SUPPRESS)
+    parser.add_argument("--test-delay-ms", type=float, default=0.0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     try:
         settings = GatewaySettings(upstream=args.upstream, base_path=args.base_path)
@@ -59,8 +74,11 @@ def main(argv: list[str] | None = None) -> None:
             )
         except LabError as exc:
             parser.exit(2, f"gateway: {exc}\n")
+    app: ASGIApp = create_app(settings, config=config)
+    if args.test_delay_ms > 0:
+        app = delayed(app, args.test_delay_ms / 1000)
     uvicorn.run(
-        create_app(settings, config=config),
+        app,
         host=args.host,
         port=args.port,
         loop=args.loop,

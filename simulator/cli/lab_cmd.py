@@ -31,6 +31,7 @@ from simulator.cli.run_cmd import (
 from simulator.cli.seed_cmd import DEFAULT_PATIENTS, DEFAULT_SEED
 from simulator.cli.stack_cmds import start_stack
 from simulator.load import LoadOptions, RichProgress, load_table, run_matrix
+from simulator.load.matrix import DIRECT, configuration, full_matrix
 from simulator.load.rounds import MIN_SLICE_S
 from simulator.replay.summary import blast_radius
 from simulator.results import ResultsDirectory, write_results
@@ -57,10 +58,14 @@ LAB_LOAD_ROUNDS = 4
 
 
 def lab_load_options(seconds: float) -> LoadOptions:
+    """The whole matrix and `direct` (HAPI FHIR itself: the whole gateway's cost), paced, so
+    the requests are interleaved (latency mode)."""
     rounds = LAB_LOAD_ROUNDS if seconds / LAB_LOAD_ROUNDS >= MIN_SLICE_S else None
+    matrix = (*full_matrix(), configuration(DIRECT))
     return LoadOptions(
-        seconds=seconds, scenarios=LAB_LOAD_SCENARIOS, pace=LAB_LOAD_PACE, rounds=rounds
-    )
+        seconds=seconds, scenarios=LAB_LOAD_SCENARIOS, pace=LAB_LOAD_PACE, rounds=rounds,
+        matrix=matrix,
+    )  # fmt: skip
 
 
 def smoke_checks(cfg: LabConfig) -> list[dict[str, object]]:

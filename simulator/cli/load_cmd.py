@@ -32,7 +32,7 @@ def load(
         str | None,
         typer.Option(
             help=f"configurations, comma-separated, from {','.join(MATRIX_NAMES)} "
-            "(default: all of them)"
+            "(default: all of them but direct, HAPI FHIR with no gateway)"
         ),
     ] = None,
     noise_floor: Annotated[
@@ -57,6 +57,14 @@ def load(
         float,
         typer.Option(help="seconds of unmeasured load on the first configuration (0: none)"),
     ] = 2.0,
+    interleave: Annotated[
+        str | None,
+        typer.Option(
+            help="how a round's configurations share it: 'slices' (one after the other, each "
+            "alone: throughput) or 'requests' (all at once, each request to one drawn at "
+            "random: latency, drift shared) (default: requests with --pace, else slices)"
+        ),
+    ] = None,
     order_seed: Annotated[
         int | None,
         typer.Option(
@@ -106,6 +114,7 @@ def load(
         rounds=rounds,
         warmup=warmup,
         order_seed=order_seed,
+        interleave=interleave,
     )
     cfg = load_config()
     run_dir = ResultsDirectory.new(results, time.time()).path

@@ -108,6 +108,7 @@ def cost(
     *,
     resamples: int = RESAMPLES,
     seed: int = 0,
+    confidence: float = CONFIDENCE,
 ) -> Cost | None:
     """`config` against `baseline` for `kind`; their slices are paired by round (index), so
     both must have the same number. None when either has fewer than MIN_SAMPLES of the kind."""
@@ -141,9 +142,13 @@ def cost(
         kind=kind,
         samples=int(all_mine.size),
         baseline_samples=int(all_theirs.size),
-        added_p50_ms=_interval(_quantile(all_mine, 0.5) - _quantile(all_theirs, 0.5), p50),
-        added_p99_ms=_interval(_quantile(all_mine, 0.99) - _quantile(all_theirs, 0.99), p99),
-        rps_ratio=_interval(rate, ratio),
+        added_p50_ms=_interval(
+            _quantile(all_mine, 0.5) - _quantile(all_theirs, 0.5), p50, confidence
+        ),
+        added_p99_ms=_interval(
+            _quantile(all_mine, 0.99) - _quantile(all_theirs, 0.99), p99, confidence
+        ),
+        rps_ratio=_interval(rate, ratio, confidence),
     )
 
 
@@ -153,9 +158,9 @@ def _resample(rng: np.random.Generator, values: np.ndarray) -> np.ndarray:
     return values[rng.integers(0, values.size, values.size)]
 
 
-def _interval(estimate: float, draws: np.ndarray) -> Interval:
+def _interval(estimate: float, draws: np.ndarray, confidence: float) -> Interval:
     draws = draws[~np.isnan(draws)]
-    tail = (1 - CONFIDENCE) / 2 * 100
+    tail = (1 - confidence) / 2 * 100
     low, high = np.percentile(draws, [tail, 100 - tail]) if draws.size else (np.nan, np.nan)
     return Interval(estimate, float(min(low, estimate)), float(max(high, estimate)))
 
@@ -185,14 +190,16 @@ def kinds(slices: Sequence[Slice]) -> list[str]:
     return [k for k in order if k in found] + sorted(found - set(order))
 
 
-def costs_by_kind(config: Sequence[Slice], baseline: Sequence[Slice]) -> dict[str, Cost]:
+def costs_by_kind(
+    config: Sequence[Slice], baseline: Sequence[Slice], confidence: float = CONFIDENCE
+) -> dict[str, Cost]:
     """`cost` for every kind either holds, leaving out those without an estimate; {} when the
     two did not run the same rounds (an interrupted run)."""
     if not config or len(config) != len(baseline):
         return {}
     found = {}
     for kind in kinds([*config, *baseline]):
-        measured = cost(config, baseline, kind)
+        measured = cost(config, baseline, kind, confidence=confidence)
         if measured is not None:
             found[kind] = measured
     return found

@@ -124,7 +124,8 @@ def run_worker(
     env.events.report_to_master.add_listener(on_report)
     runner = env.create_worker_runner("127.0.0.1", int(spec.master_port or 0))
     runner.register_message(
-        SLICE_MESSAGE, lambda msg, **_: control.begin(int(msg.data["index"]), msg.data["host"])
+        SLICE_MESSAGE,
+        lambda msg, **_: control.begin_all([(int(i), str(h)) for i, h in msg.data["choices"]]),
     )
     runner.register_message(PAUSE_MESSAGE, lambda **_: control.pause())
     runner.greenlet.join()
@@ -232,21 +233,28 @@ def run_slices(
     status: Status,
     stop: Event,
 ) -> None:
-    """Each slice in turn: Locust's statistics start from zero, the users send to the slice's
-    gateway for its seconds, then pause; the slice's CSVs are written."""
-    for index, piece in enumerate(spec.slices):
+    """Each slice in turn, or each group of slices run together: Locust's statistics start
+    from zero, the users send to the slice's gateway (to one of the group's, drawn per request)
+    for its seconds (the group's together), then pause; the CSVs are written."""
+    for group in spec.groups():
         if stop.is_set():
             return
-        Path(piece.directory).mkdir(parents=True, exist_ok=True)
+        pieces = [spec.slices[index] for index in group]
+        index, piece = group[0], pieces[0]
+        for each in pieces:
+            Path(each.directory).mkdir(parents=True, exist_ok=True)
+        Path(piece.csv_prefix).parent.mkdir(parents=True, exist_ok=True)
+        seconds = sum(each.seconds for each in pieces)
+        choices = [[i, each.host] for i, each in zip(group, pieces, strict=True)]
         runner.stats.reset_all()
         writer = StatsCSVFileWriter(env, PERCENTILES_TO_REPORT, piece.csv_prefix, full_history=True)
         writing = gevent.spawn(writer.stats_writer)
         status.set("load", index)
         if isinstance(runner, MasterRunner):
-            runner.send_message(SLICE_MESSAGE, {"index": index, "host": piece.host})
+            runner.send_message(SLICE_MESSAGE, {"choices": choices})
         else:
-            control.begin(index, piece.host)
-        stop.wait(timeout=piece.seconds)
+            control.begin_all([(i, host) for i, host in choices])
+        stop.wait(timeout=seconds)
         if isinstance(runner, MasterRunner):
             runner.send_message(PAUSE_MESSAGE)
         else:
@@ -254,7 +262,7 @@ def run_slices(
         status.set("drain", index)
         drain(control, reports, STOPPING_DRAIN_S if stop.is_set() else spec.drain_budget_s)
         status.set("done", index)
-        report(runner, status, runner.stats.total.num_requests / piece.seconds)
+        report(runner, status, runner.stats.total.num_requests / seconds)
         gevent.kill(writing)
         writer.close_files()
         write_final_csvs(env, piece.csv_prefix)

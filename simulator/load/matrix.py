@@ -5,7 +5,8 @@ expiry); `C01`, `C02`, ... run one control enforced and the others off; `all` en
 run-time control. `off` comes first, since every other configuration is compared with it.
 `off-2` is a second gateway exactly like `off`: compared with `off`, it gives the run's noise
 floor (an A/A pair: the cost the run would report for no difference at all); a matrix with
-`off` and anything else gets it unless asked not to.
+`off` and anything else gets it unless asked not to. `direct` is no gateway at all: the same
+requests sent to HAPI FHIR itself, against which the whole gateway's cost is measured.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from labcore.errors import LabError
 OFF = "off"
 AA = "off-2"  # the A/A twin of `off`: the noise floor
 ALL = "all"
-MATRIX_NAMES: tuple[str, ...] = (OFF, AA, *RUNTIME_CONTROLS, ALL)
+DIRECT = "direct"  # HAPI FHIR itself, no gateway
+MATRIX_NAMES: tuple[str, ...] = (OFF, AA, *RUNTIME_CONTROLS, ALL, DIRECT)
+NAMED_LOWER = (OFF, AA, ALL, DIRECT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +31,10 @@ class Configuration:
 
     name: str
     modes: tuple[tuple[str, Mode], ...]
+    direct: bool = False  # no gateway: the requests go to HAPI FHIR itself
+    # more arguments for its gateway's command line (`python -m gateway`); the load method's
+    # tests give one a delay (`--test-delay-ms`) to check that the run finds it
+    server_args: tuple[str, ...] = ()
 
     @property
     def controls(self) -> dict[str, str]:
@@ -42,6 +49,8 @@ def configuration(name: str) -> Configuration:
     """The configuration called `name` (one of MATRIX_NAMES)."""
     if name not in MATRIX_NAMES:
         raise ValueError(f"unknown configuration {name!r}")
+    if name == DIRECT:
+        return Configuration(DIRECT, (), direct=True)
     if name == ALL:
         on: set[str] = set(RUNTIME_CONTROLS)
     elif name in (OFF, AA):
@@ -54,7 +63,9 @@ def configuration(name: str) -> Configuration:
 
 
 def full_matrix() -> list[Configuration]:
-    return [configuration(name) for name in MATRIX_NAMES]
+    """Every configuration but `direct` (named when wanted: it measures the whole gateway, not a
+    control)."""
+    return [configuration(name) for name in MATRIX_NAMES if name != DIRECT]
 
 
 def parse_matrix(text: str | None, noise_floor: bool = True) -> list[Configuration]:
@@ -71,7 +82,7 @@ def parse_matrix(text: str | None, noise_floor: bool = True) -> list[Configurati
         item = raw.strip()
         if not item:
             continue
-        name = item.lower() if item.lower() in (OFF, AA, ALL) else item.upper()
+        name = item.lower() if item.lower() in NAMED_LOWER else item.upper()
         if name in MATRIX_NAMES:
             if name not in wanted:
                 wanted.append(name)

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from simulator.load import cost
-from simulator.load.matrix import AA, OFF
+from simulator.load.matrix import AA, DIRECT, OFF
+from simulator.load.rounds import REQUESTS, SLICES
 from simulator.load.stats import Totals, allowed_added_p50, compared, ratio
 
 LOAD_SCHEMA_VERSION = 1
@@ -29,28 +30,38 @@ class ConfigResult:
     slices: tuple[cost.Slice, ...] = field(default=(), repr=False, compare=False)
 
     def cost_against(
-        self, baseline: ConfigResult, floor: dict[str, cost.Cost] | None = None
+        self,
+        baseline: ConfigResult,
+        floor: dict[str, cost.Cost] | None = None,
+        throughput: bool = True,
     ) -> list[dict[str, Any]]:
-        """Per request kind: what this configuration adds to `baseline`, as intervals, and how a
-        report reads it against the run's noise floor (`floor`, the A/A pair's costs, which are
-        this configuration's own when it is the A/A twin)."""
-        if self.name == AA and floor is not None:
-            return [
-                {**measured.to_dict(), "reading": f"the run's noise floor: ±{reach:.2f} ms"}
-                for measured in floor.values()
-                for reach in [cost.floor_extent(measured.added_p50_ms)]
-            ]
+        """Per request kind: what this configuration adds to `baseline` (`off`, or `direct`),
+        as intervals, and how a report reads it against the run's noise floor (`floor`, the A/A
+        pair's costs, which are this configuration's own when it is the A/A twin). Without
+        `throughput` (the requests interleaved: every configuration got a share of the same
+        offered load, drawn at random), no throughput ratio."""
         found = []
-        for kind, measured in cost.costs_by_kind(self.slices, baseline.slices).items():
-            noise = (floor or {}).get(kind)
-            said = cost.reading(measured.added_p50_ms, noise.added_p50_ms if noise else None)
-            found.append({**measured.to_dict(), "reading": said})
+        if self.name == AA and floor is not None and baseline.name == OFF:
+            for measured in floor.values():
+                reach = cost.floor_extent(measured.added_p50_ms)
+                said = f"the run's noise floor: ±{reach:.2f} ms"
+                found.append({**measured.to_dict(), "reading": said})
+        else:
+            for kind, measured in cost.costs_by_kind(self.slices, baseline.slices).items():
+                noise = (floor or {}).get(kind)
+                said = cost.reading(measured.added_p50_ms, noise.added_p50_ms if noise else None)
+                found.append({**measured.to_dict(), "reading": said})
+        if not throughput:
+            for item in found:
+                item["rps_ratio"] = None
         return found
 
     def to_dict(
         self,
         baseline: ConfigResult | None = None,
         floor: dict[str, cost.Cost] | None = None,
+        direct: ConfigResult | None = None,
+        throughput: bool = True,
     ) -> dict[str, Any]:
         t = self.totals
         vs_off = None
@@ -82,8 +93,11 @@ class ConfigResult:
             "alerts": self.alerts,
             "alert_detectors": self.alert_detectors,
             "vs_off": vs_off,
-            "cost_vs_off": self.cost_against(baseline, floor)
-            if baseline is not None and baseline is not self
+            "cost_vs_off": self.cost_against(baseline, floor, throughput)
+            if baseline is not None and baseline is not self and self.name != DIRECT
+            else [],
+            "cost_vs_direct": self.cost_against(direct, floor, throughput)
+            if direct is not None and direct is not self
             else [],
             "directory": self.directory,
             "rounds": len(self.by_round),
@@ -112,11 +126,16 @@ class LoadResult:
     warmup_s: float = 0.0  # unmeasured load on the first configuration before the rounds
     order: list[list[str]] = field(default_factory=list)  # each round's configurations, in order
     order_seed: int | None = None  # the seed the rounds' orders were shuffled from
+    interleave: str = SLICES  # a round's configurations: in turn (SLICES) or at once (REQUESTS)
     startup_s: float | None = None  # Locust's start to the first slice (imports, logins)
 
     @property
     def baseline(self) -> ConfigResult | None:
         return next((c for c in self.configs if c.name == OFF), None)
+
+    @property
+    def direct(self) -> ConfigResult | None:
+        return next((c for c in self.configs if c.name == DIRECT), None)
 
     def noise_floor(self) -> dict[str, cost.Cost] | None:
         """Per request kind, `off-2` against `off`: the cost the run reports for no difference
@@ -130,6 +149,9 @@ class LoadResult:
     def to_dict(self) -> dict[str, Any]:
         baseline = self.baseline
         floor = self.noise_floor()
+        # requests interleaved: every configuration got a random share of one offered load, so
+        # its throughput is not its own and no throughput ratio is reported
+        throughput = self.interleave != REQUESTS
         return {
             "schema_version": LOAD_SCHEMA_VERSION,
             "started_at": self.started_at,
@@ -142,6 +164,7 @@ class LoadResult:
             "warmup_s": self.warmup_s,
             "order": self.order,
             "order_seed": self.order_seed,
+            "interleave": self.interleave,
             "startup_s": self.startup_s,
             "rate_limit": self.rate_limit,
             "read_only": self.read_only,
@@ -152,9 +175,13 @@ class LoadResult:
             "cost_method": {
                 "baseline": OFF,
                 "noise_floor": AA,
+                "direct": DIRECT,
                 "interval": f"{cost.CONFIDENCE:.0%}, two-stage bootstrap (rounds, then requests "
                 f"within each round's slice), {cost.RESAMPLES} resamples, seed 0",
             },
-            "noise_floor": {kind: c.to_dict() for kind, c in (floor or {}).items()},
-            "configs": [c.to_dict(baseline, floor) for c in self.configs],
+            "noise_floor": {
+                kind: {**c.to_dict(), **({} if throughput else {"rps_ratio": None})}
+                for kind, c in (floor or {}).items()
+            },
+            "configs": [c.to_dict(baseline, floor, self.direct, throughput) for c in self.configs],
         }

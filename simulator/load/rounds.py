@@ -29,6 +29,9 @@ MIN_AUTO_SLICE_S = 2.0  # the default never makes slices shorter than this
 MIN_SLICE_S = 0.5  # shorter slices are refused: a few requests per user, mostly ramp
 MAX_ROUNDS = 100
 WARMUP = 0  # the round number of the unmeasured warm-up slice
+# how a round's configurations share it (`fhirlab load --interleave`)
+SLICES = "slices"  # one after the other, each alone: what each serves at saturation
+REQUESTS = "requests"  # all at once, each request to one drawn at random: latency, drift shared
 
 
 def default_rounds(configs: int, seconds: float) -> int:

@@ -40,7 +40,15 @@ from simulator.load.plan import LoadPlan, build_plan
 from simulator.load.processes import START_BUDGET_S, locust_processes, wait_for
 from simulator.load.progress import LoadProgress, QuietProgress
 from simulator.load.result import ConfigResult, LoadResult
-from simulator.load.rounds import MAX_ROUNDS, MIN_SLICE_S, accumulate, default_rounds, slice_plan
+from simulator.load.rounds import (
+    MAX_ROUNDS,
+    MIN_SLICE_S,
+    REQUESTS,
+    SLICES,
+    accumulate,
+    default_rounds,
+    slice_plan,
+)
 from simulator.load.samples import Samples
 from simulator.load.spec import SAMPLES_FILE, LoadSpec, Population, Slice, lab_environment
 from simulator.load.stats import summarize
@@ -72,6 +80,16 @@ class LoadOptions:
     rounds: int | None = None  # interleaved rounds; None: `default_rounds`
     warmup: float = 2.0  # seconds of unmeasured load on the first configuration; 0: none
     order_seed: int | None = None  # shuffles the rounds' orders; None: drawn, and recorded
+    # how configurations share a round: "slices" (one after the other, each alone: throughput),
+    # "requests" (all at once, each request to one drawn at random: latency); None: "requests"
+    # when paced, else "slices"
+    interleave: str | None = None
+
+    @property
+    def resolved_interleave(self) -> str:
+        if self.interleave is not None:
+            return self.interleave
+        return REQUESTS if self.pace > 0 else SLICES
 
     @property
     def resolved_rounds(self) -> int:
@@ -94,6 +112,10 @@ class LoadOptions:
             raise LabError(f"--pace {self.pace:g} must not be negative", "e.g. 5, or 0")
         if not self.matrix:
             raise LabError("the controls matrix is empty", "e.g. --matrix off,all")
+        if self.interleave not in (None, REQUESTS, SLICES):
+            raise LabError(
+                f"--interleave {self.interleave} is not known", f"give {REQUESTS} or {SLICES}"
+            )
         if self.rounds is not None and not 0 < self.rounds <= MAX_ROUNDS:
             raise LabError(f"--rounds {self.rounds} is out of range", f"give 1..{MAX_ROUNDS}")
         if self.seconds / self.resolved_rounds < MIN_SLICE_S:
@@ -210,30 +232,39 @@ def configuration_result(
 
 
 class SliceProgress:
-    """Turns the Locust process's progress lines into one progress bar per slice."""
+    """Turns the Locust process's progress lines into one progress bar per slice (per group of
+    slices run together)."""
 
-    def __init__(self, progress: LoadProgress, slices: Sequence[Slice], rounds: int) -> None:
+    def __init__(
+        self, progress: LoadProgress, slices: Sequence[Slice], rounds: int, groups: list[list[int]]
+    ) -> None:
         self.progress, self.slices, self.rounds = progress, slices, rounds
+        self.groups = {group[0]: group for group in groups}  # first slice -> the group
+        self.numbers = {group[0]: n for n, group in enumerate(groups, start=1)}
         self.current = -1
         self.last: dict[str, Any] = {}
         self.started = time.monotonic()
         self.startup_s: float | None = None  # Locust's start to the first slice (logins)
 
-    def label(self, piece: Slice) -> str:
+    def label(self, index: int) -> str:
+        group = self.groups.get(index, [index])
+        piece = self.slices[index]
         if piece.round == 0:
             return f"warm-up ({piece.config})"
+        if len(group) > 1:
+            return f"round {piece.round}/{self.rounds}: {len(group)} configurations interleaved"
         return f"{piece.config:<4} round {piece.round}/{self.rounds}"
 
     def __call__(self, status: dict[str, Any]) -> None:
         index = int(status.get("slice", -1))
-        if index != self.current and 0 <= index < len(self.slices):
+        if index != self.current and index in self.groups:
             if self.startup_s is None:
                 self.startup_s = round(time.monotonic() - self.started, 3)
             self.finish()
             self.current = index
-            piece = self.slices[index]
+            seconds = sum(self.slices[i].seconds for i in self.groups[index])
             self.progress.config_started(
-                index + 1, len(self.slices), self.label(piece), piece.seconds
+                self.numbers[index], len(self.groups), self.label(index), seconds
             )
         if index == self.current and status.get("phase") == "done":
             self.last = status  # the slice's counts once its last request was answered
@@ -245,7 +276,7 @@ class SliceProgress:
             return
         s = self.last
         self.progress.config_done(
-            self.label(self.slices[self.current]),
+            self.label(self.current),
             f"{s.get('requests', 0)} requests  {s.get('rps', 0.0):.1f} rps  "
             f"{s.get('failures', 0)} failed",
         )
@@ -255,15 +286,27 @@ class SliceProgress:
 def plan_slices(
     options: LoadOptions, rounds: int, hosts: dict[str, str], run_dir: Path, seed: int | None
 ) -> list[Slice]:
+    """The slices in the order run; with the requests interleaved, a round's slices form one
+    group (run together), its Locust CSVs in `load/round-<n>/`."""
     names = [config.name for config in options.matrix]
+    mixed = options.resolved_interleave == REQUESTS and len(names) > 1
     slices = []
     for piece in slice_plan(names, rounds, options.seconds, options.warmup, seed):
+        group, csv_directory = -1, ""
         if piece.measured:
             directory = run_dir / "load" / piece.config / f"round-{piece.round}"
             host = hosts[piece.config]
+            if mixed:
+                group = piece.round
+                csv_directory = str(run_dir / "load" / f"round-{piece.round}")
         else:
             directory, host = run_dir / "load" / WARMUP_DIR, hosts[WARMUP_DIR]
-        slices.append(Slice(piece.config, piece.round, piece.seconds, host, str(directory)))
+        slices.append(
+            Slice(
+                piece.config, piece.round, piece.seconds, host, str(directory),
+                group=group, csv_directory=csv_directory,
+            )
+        )  # fmt: skip
     return slices
 
 
@@ -275,25 +318,30 @@ def start_gateways(
 ) -> list[str]:
     """Extra gateways with each configuration's modes, their files in its directory, started
     side by side (a start is mostly waiting for imports) and stopped with `gateways`; their FHIR
-    bases, in order. If one fails to start, the others are stopped and its error raised."""
-    managers = [
-        extra_gateway(
+    bases, in order (HAPI FHIR's own for `direct`). If one fails to start, the others are
+    stopped and its error raised."""
+    managers = {
+        index: extra_gateway(
             cfg, f"load-{directory.name}", directory, dict(config.modes),
-            rate_limit=options.rate_limit,
+            rate_limit=options.rate_limit, server_args=config.server_args,
         )
-        for directory, config in wanted
-    ]  # fmt: skip
+        for index, (directory, config) in enumerate(wanted)
+        if not config.direct
+    }  # fmt: skip
     with ThreadPoolExecutor(max_workers=max(1, len(managers))) as pool:
-        futures = [pool.submit(manager.__enter__) for manager in managers]
+        futures = {index: pool.submit(manager.__enter__) for index, manager in managers.items()}
     bases: list[str] = []
     error: BaseException | None = None
-    for manager, future in zip(managers, futures, strict=True):
+    for index in range(len(wanted)):
+        if index not in managers:
+            bases.append(cfg.hapi_base_url)
+            continue
         try:
-            started = future.result()
+            started = futures[index].result()
         except BaseException as exc:  # re-raised below, once the started ones are registered
             error = error or exc
             continue
-        gateways.push(manager)
+        gateways.push(managers[index])
         bases.append(started.base_url)
     if error is not None:
         raise error
@@ -347,7 +395,7 @@ def run_rounds(
                 master_port=free_port(cfg.host) if options.workers else None,
             )
             spec_path = spec.write(load_dir / "locust-spec.json")
-            ticker = SliceProgress(progress, slices, result.rounds)
+            ticker = SliceProgress(progress, slices, result.rounds, spec.groups())
             budget = (
                 START_BUDGET_S + spec.worker_wait_s + spec.login_budget_s + spec.seconds
                 + len(slices) * (spec.drain_budget_s + 1.0)
@@ -411,6 +459,7 @@ def run_matrix(
         load_average=[round(os.getloadavg()[0], 2)],
         rounds=options.resolved_rounds,
         warmup_s=options.warmup,
+        interleave=options.resolved_interleave,
         order_seed=options.order_seed
         if options.order_seed is not None
         else secrets.randbelow(2**31),

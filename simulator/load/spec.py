@@ -39,18 +39,23 @@ class Population:
 @dataclass(frozen=True)
 class Slice:
     """A slice of the run: the users send to `host` (a configuration's gateway) for `seconds`.
-    Its Locust CSVs (`<directory>/locust_stats.csv`, ...) and raw samples
-    (`<directory>/samples.json`) go to `directory`."""
+    Its raw samples (`<directory>/samples.json`) go to `directory`, its Locust CSVs
+    (`locust_stats.csv`, ...) to `csv_directory` (`directory` when empty). Slices of the same
+    `group` run at the same time, each request going to one of them drawn at random (the
+    requests interleaved): they share `csv_directory`, and the group runs for their seconds
+    together."""
 
     config: str
     round: int  # 1..rounds; 0: the unmeasured warm-up
     seconds: float
     host: str
     directory: str
+    group: int = -1  # slices of one group (>= 0) run together; -1: alone
+    csv_directory: str = ""
 
     @property
     def csv_prefix(self) -> str:
-        return str(Path(self.directory) / "locust")
+        return str(Path(self.csv_directory or self.directory) / "locust")
 
     @property
     def samples_path(self) -> Path:
@@ -77,6 +82,16 @@ class LoadSpec:
     @property
     def host(self) -> str:
         return self.slices[0].host
+
+    def groups(self) -> list[list[int]]:
+        """The slices' indices in the order run, those of one group together."""
+        found: list[list[int]] = []
+        for index, piece in enumerate(self.slices):
+            if found and piece.group >= 0 and self.slices[found[-1][0]].group == piece.group:
+                found[-1].append(index)
+            else:
+                found.append([index])
+        return found
 
     @property
     def seconds(self) -> float:

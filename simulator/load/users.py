@@ -20,7 +20,7 @@ from __future__ import annotations
 import itertools
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 from urllib.parse import quote
 
@@ -49,17 +49,35 @@ class TokenError(Exception):
 
 class SliceControl:
     """Where the users send and whether they may: `begin` a slice (its index and its gateway's
-    FHIR base), `pause` at its end; `inflight` counts the requests not yet answered."""
+    FHIR base), or several at once (each request to one of them drawn at random), `pause` at
+    its end; `inflight` counts the requests not yet answered."""
 
     def __init__(self, host: str) -> None:
         self.go = Event()
         self.index = -1  # -1: before the first slice (the logins)
         self.host = host.rstrip("/")
+        self.choices: tuple[tuple[int, str], ...] = ((self.index, self.host),)
         self.inflight = 0
+        self.rng = random.Random()
 
     def begin(self, index: int, host: str) -> None:
-        self.index, self.host = index, host.rstrip("/")
+        self.begin_all([(index, host)])
+
+    def begin_all(self, choices: Sequence[tuple[int, str]]) -> None:
+        """Run these slices together: every request goes to one of them, drawn at random."""
+        self.choices = tuple((index, host.rstrip("/")) for index, host in choices)
+        self.index, self.host = self.choices[0]
         self.go.set()
+
+    def pick(self) -> tuple[int, str]:
+        """The slice (index, gateway) of the next request."""
+        if len(self.choices) == 1:
+            return self.choices[0]
+        return self.rng.choice(self.choices)
+
+    def running(self, index: int) -> str | None:
+        """The gateway of slice `index` if it runs now."""
+        return next((host for i, host in self.choices if i == index), None)
 
     def pause(self) -> None:
         self.go.clear()
@@ -152,30 +170,35 @@ class ScenarioUser(FastHttpUser):
 
     # ---- the steps --------------------------------------------------------------------
     def run_step(self, task: LoadTask) -> None:
-        """The next request of the task's step, in the current slice. A walk goes on where it
-        stopped; a new one starts once it has ended, or if it began in another slice (a page
-        walk's `next` links point at the gateway that served it)."""
+        """The next request of the task's step, in the current slice (of those running, one
+        drawn at random). A walk goes on where it stopped, through the same slice's gateway (a
+        page walk's `next` links point at the gateway that served it) while that slice runs; a
+        new one starts once it has ended, or if its slice no longer runs."""
         self.wait_for_slice()
         if self._token_due():
             self._renew()
-        index = self.control.index
-        self.session.base_url, self.session.token = self.control.host, self.token
-        walk, walked_in = self.walks.get(task.name, (None, index))
-        request = walk.next_request() if walk is not None and walked_in == index else None
+        walk, index = self.walks.get(task.name, (None, -1))
+        host = self.control.running(index) if walk is not None else None
+        request = None
+        if walk is not None and host is not None:
+            self.session.base_url, self.session.token = host, self.token
+            request = walk.next_request()
         if walk is None or request is None:
+            index, host = self.control.pick()
+            self.session.base_url, self.session.token = host, self.token
             walk = Walk(task.definition, self.session)
             request = walk.next_request()
         if request is None:
             return
         self.walks[task.name] = (walk, index)
         name = task.next_page_name if request.part is Part.NEXT_PAGE else task.name
-        walk.answer(self.send(request, name))
+        walk.answer(self.send(request, name, index))
 
-    def send(self, request: StepRequest, name: str) -> Reply:
-        """Send one request to the slice's gateway and report it to Locust as a request event:
-        its outcome, refusing control and slice in the context; a failure as a failure."""
+    def send(self, request: StepRequest, name: str, index: int) -> Reply:
+        """Send one request to slice `index`'s gateway and report it to Locust as a request
+        event: its outcome, refusing control and slice in the context; a failure as a
+        failure."""
         slice_control = self.control
-        index = slice_control.index
         slice_control.inflight += 1
         try:
             with self.client.request(

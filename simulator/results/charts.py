@@ -84,17 +84,23 @@ def cost_chart(configs: Sequence[Mapping[str, Any]], path: Path) -> Path | None:
 
 def _interval_chart(configs: Sequence[Mapping[str, Any]], path: Path) -> Path:
     """One row per configuration, one marker per request kind at its added median, with the
-    95% interval as a bar; the noise floor (`off-2`) is a row like the others."""
-    rows = [c for c in configs if c.get("cost_vs_off")]
+    95% interval as a bar; the noise floor (`off-2`) is a row like the others, and with `direct`
+    in the run, `off` and `all` against it (the whole gateway) are two more."""
+    rows = [(c["name"], c["cost_vs_off"]) for c in configs if c.get("cost_vs_off")]
+    rows += [
+        (f"{c['name']} vs direct", c["cost_vs_direct"])
+        for c in configs
+        if c["name"] in ("off", "all") and c.get("cost_vs_direct")
+    ]
     order = list(KIND_COLOURS)
-    found_kinds = {k["kind"] for c in rows for k in c["cost_vs_off"]}
+    found_kinds = {k["kind"] for _, costs in rows for k in costs}
     kinds = [k for k in order if k in found_kinds] + sorted(found_kinds - set(order))
     fig, ax = plt.subplots(figsize=(8, 0.45 * len(rows) + 1.6))
     step = 0.6 / max(1, len(kinds))
     for n, kind in enumerate(kinds):
         ys, xs, lows, highs = [], [], [], []
-        for y, c in enumerate(rows):
-            found = next((k for k in c["cost_vs_off"] if k["kind"] == kind), None)
+        for y, (_, costs) in enumerate(rows):
+            found = next((k for k in costs if k["kind"] == kind), None)
             if found is None:
                 continue
             p50 = found["added_p50_ms"]
@@ -106,10 +112,12 @@ def _interval_chart(configs: Sequence[Mapping[str, Any]], path: Path) -> Path:
             xs, ys, xerr=[lows, highs], fmt="o", markersize=4, capsize=2, linewidth=1,
             color=KIND_COLOURS.get(kind, "#2d3748"), label=kind,
         )  # fmt: skip
-    ax.set_yticks(range(len(rows)), [c["name"] for c in rows], fontsize=8)
+    ax.set_yticks(range(len(rows)), [label for label, _ in rows], fontsize=8)
     ax.invert_yaxis()
     ax.axvline(0, color="black", linewidth=0.6)
-    ax.set_xlabel("added median latency vs off, per kind of request (ms; bars: 95% interval)")
+    ax.set_xlabel(
+        "added median latency vs off (or direct HAPI), per kind of request (ms; bars: 95%)"
+    )
     ax.set_title("Cost per control under load (off-2: the run's noise floor)")
     ax.legend(loc="best", fontsize=7)
     fig.tight_layout()

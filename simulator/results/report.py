@@ -149,7 +149,7 @@ def _environment() -> Environment:
         f"{i['estimate']:+.2f} [{i['low']:+.2f}, {i['high']:+.2f}]"
     )
     env.filters["interval_ratio"] = lambda i: (
-        f"{i['estimate']:.2f} [{i['low']:.2f}, {i['high']:.2f}]"
+        "-" if i is None else f"{i['estimate']:.2f} [{i['low']:.2f}, {i['high']:.2f}]"
     )
     return env
 

@@ -2,7 +2,7 @@
 configuration, Locust's CSVs and the gateway's audit log; `all` refuses what a misconfigured
 scenario does wrong while `off` lets it through; interleaved rounds give every configuration
 samples from every round, the warm-up none; the master/worker mode gathers the raw samples from
-its worker."""
+its worker; the method finds a known delay, and no cost between identical twins."""
 
 from __future__ import annotations
 
@@ -17,12 +17,16 @@ import pytest
 
 from labcore.config import LabConfig
 from seed.lab import read_seed_record, seed_lab
+from simulator.load import cost
+from simulator.load.matrix import AA, DIRECT, OFF, Configuration, configuration
 from simulator.load.rounds import balanced_schedule
+from simulator.load.runner import LoadOptions, run_matrix
 from tests.integration.conftest import lab_env
 from tests.integration.test_replay import POPULATION
 
 MISCONFIGURED = "wildcard-scheduler"  # patient/*.read: C05 refuses its clinical reads
 WELL_BEHAVED = "triage-chatbot-public"  # misconfigured client type (C07), in-scope requests
+GOOD = "scheduling-assistant"  # reads and searches that pass every control
 
 
 @pytest.fixture(scope="module")
@@ -179,3 +183,42 @@ def test_workers_send_their_samples_to_the_master(seeded: LabConfig, tmp_path: P
         assert all(r["requests"] > 0 for r in config["by_round"])
         directory = result["run_dir"] / config["directory"]
         assert locust_rounds_total(directory) == config["requests"]
+
+
+# The load method's own check, on the real stack: a run holds off, its identical twin, the same
+# gateway answering everything 2 ms late, and HAPI FHIR itself. The twin must read as no cost,
+# the delay must be found at about its size. The A/A assertion is made at 99% (the run reports
+# 95%), so that by design the test does not fail one run in twenty.
+DELAY_MS = 2.0
+
+
+def test_the_method_finds_a_known_delay_and_no_cost_between_twins(
+    seeded: LabConfig, tmp_path: Path
+) -> None:
+    off = configuration(OFF)
+    delayed = Configuration("delayed", off.modes, server_args=("--test-delay-ms", str(DELAY_MS)))
+    options = LoadOptions(
+        seconds=24, users=4, pace=8.0, rounds=4, warmup=2.0, order_seed=7, read_only=True,
+        scenarios=(GOOD,), matrix=(off, configuration(AA), delayed, configuration(DIRECT)),
+    )  # fmt: skip
+    result = run_matrix(seeded, options, tmp_path)
+    by_name = {c.name: c for c in result.configs}
+    assert list(by_name) == [OFF, AA, "delayed", DIRECT]
+    assert all(c.totals.failures == 0 and c.totals.denied == 0 for c in result.configs)
+    twin = cost.costs_by_kind(by_name[AA].slices, by_name[OFF].slices, confidence=0.99)
+    found = cost.costs_by_kind(by_name["delayed"].slices, by_name[OFF].slices)
+    assert {"read", "search"} <= set(twin) and {"read", "search"} <= set(found)
+    for kind in ("read", "search"):
+        floor = twin[kind].added_p50_ms
+        assert floor.covers(0.0), (kind, floor)
+        added = found[kind].added_p50_ms
+        assert added.low > 0 and DELAY_MS * 0.5 < added.estimate < DELAY_MS * 2, (kind, added)
+        assert not cost.reading(added, floor).startswith("no cost"), kind
+    # HAPI FHIR itself: no gateway, no audit log; every gateway is measured against it
+    document = result.to_dict()
+    configs = {c["name"]: c for c in document["configs"]}
+    assert configs[DIRECT]["controls"] == {} and configs[DIRECT]["audit_records"] is None
+    assert configs[DIRECT]["requests"] > 0 and configs[DIRECT]["cost_vs_off"] == []
+    whole = {k["kind"]: k for k in configs["delayed"]["cost_vs_direct"]}
+    assert whole["read"]["added_p50_ms"]["estimate"] > DELAY_MS * 0.5
+    assert {k["kind"] for k in configs[OFF]["cost_vs_direct"]} >= {"read", "search"}

@@ -81,3 +81,11 @@ def test_any_text_parses_or_fails_with_a_lab_error(text: str) -> None:
         assert exc.hint and "off" in exc.hint
     else:
         assert chosen and all(c.name in MATRIX_NAMES for c in chosen)
+
+
+def test_direct_is_hapi_itself_named_only_when_wanted() -> None:
+    direct = configuration("direct")
+    assert direct.direct and direct.modes == () and direct.controls == {}
+    assert "direct" not in [c.name for c in full_matrix()]
+    assert [c.name for c in parse_matrix("DIRECT,all,off")] == ["off", "off-2", "all", "direct"]
+    assert not any(c.direct for c in parse_matrix("off,all"))

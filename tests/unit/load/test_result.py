@@ -126,3 +126,51 @@ def test_each_configuration_gets_its_cost_per_kind_read_against_the_noise_floor(
     assert 1.5 < read["added_p50_ms"]["estimate"] < 2.5
     assert read["reading"].startswith("+") and "95% interval" in read["reading"]
     assert document["cost_method"]["noise_floor"] == "off-2"
+
+
+def test_with_direct_every_gateway_gets_its_whole_cost_against_hapi_itself() -> None:
+    def config(name: str, seed: int, delay_ms: float = 0.0) -> ConfigResult:
+        totals = summarize(measured(2.0, False))
+        return ConfigResult(
+            name, configuration(name).controls, totals, slices=_slices(seed, delay_ms)
+        )
+
+    run = result()
+    run.configs = [
+        config("off", 1, delay_ms=1.0),
+        config("off-2", 2, delay_ms=1.0),
+        config("all", 3, delay_ms=3.0),
+        config("direct", 4),
+    ]
+    document = json.loads(json.dumps(run.to_dict()))
+    off, twin, everything, direct = document["configs"]
+    assert direct["controls"] == {} and direct["cost_vs_off"] == []  # not a control
+    assert direct["cost_vs_direct"] == []
+    for gateway, added in ((off, 1.0), (twin, 1.0), (everything, 3.0)):
+        (read,) = gateway["cost_vs_direct"]
+        assert abs(read["added_p50_ms"]["estimate"] - added) < 0.5
+        assert read["added_p50_ms"]["low"] > 0 and read["reading"].startswith("+")
+    assert document["cost_method"]["direct"] == "direct"
+
+
+def test_without_direct_no_configuration_is_compared_with_hapi_itself() -> None:
+    run = result()
+    assert all(c["cost_vs_direct"] == [] for c in run.to_dict()["configs"])
+
+
+def test_with_the_requests_interleaved_no_throughput_ratio_is_reported() -> None:
+    def config(name: str, seed: int) -> ConfigResult:
+        totals = summarize(measured(2.0, False))
+        return ConfigResult(name, configuration(name).controls, totals, slices=_slices(seed))
+
+    run = result()
+    run.interleave = "requests"
+    run.configs = [config("off", 1), config("off-2", 2), config("all", 3)]
+    document = run.to_dict()
+    assert document["interleave"] == "requests"
+    assert document["noise_floor"]["read"]["rps_ratio"] is None
+    for each in document["configs"][1:]:
+        (read,) = each["cost_vs_off"]
+        assert read["rps_ratio"] is None and read["added_p50_ms"]["low"] is not None
+    run.interleave = "slices"
+    assert run.to_dict()["configs"][2]["cost_vs_off"][0]["rps_ratio"] is not None

@@ -201,6 +201,30 @@ def test_reports_show_each_cost_with_its_interval_and_the_noise_floor(tmp_path: 
     assert row in md
     assert "(added median read ±0.40 ms)" in md and "±0.40 ms" in html
     assert "cost.png" in charts and (tmp_path / "cost.png").stat().st_size > 0
+    assert "against HAPI FHIR itself" not in md  # no `direct` in this run
+
+
+def test_reports_show_the_whole_gateway_against_direct_hapi(tmp_path: Path) -> None:
+    whole = {"added_p50_ms": _interval(1.2, 0.9, 1.5), "added_p99_ms": _interval(2, 1, 3),
+             "rps_ratio": _interval(1.0, 0.98, 1.02), "kind": "search", "samples": 400,
+             "baseline_samples": 410,
+             "reading": "+1.20 ms (95% interval +0.90 to +1.50)"}  # fmt: skip
+    load = {
+        **LOAD,
+        "cost_method": {"baseline": "off", "noise_floor": "off-2", "interval": "95%, bootstrap"},
+        "noise_floor": {},
+        "configs": [
+            {**LOAD["configs"][0], "cost_vs_off": [], "cost_vs_direct": [whole]},
+            {**LOAD["configs"][1], "cost_vs_off": [], "cost_vs_direct": []},
+        ],
+    }
+    on, off = _replays()
+    render_reports(_document(on, off, load), tmp_path)
+    md = (tmp_path / "report.md").read_text()
+    html = (tmp_path / "report.html").read_text()
+    assert "### The whole gateway against HAPI FHIR itself" in md
+    assert "| off | search | 400 | +1.20 [+0.90, +1.50] |" in md
+    assert "against HAPI FHIR itself</h3>" in html and "+1.20 [+0.90, +1.50]" in html
 
 
 def test_a_closed_loop_run_says_it_shows_throughput(tmp_path: Path) -> None:
