@@ -2,7 +2,8 @@
 configuration, Locust's CSVs and the gateway's audit log; `all` refuses what a misconfigured
 scenario does wrong while `off` lets it through; interleaved rounds give every configuration
 samples from every round, the warm-up none; the master/worker mode gathers the raw samples from
-its worker; the method finds a known delay, and no cost between identical twins."""
+its worker; the method finds a known delay, and no cost between identical twins; at saturation,
+and through a graceful stop, every answer has its audit record."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from simulator.load import cost
 from simulator.load.matrix import AA, DIRECT, OFF, Configuration, configuration
 from simulator.load.rounds import balanced_schedule
 from simulator.load.runner import LoadOptions, run_matrix
+from simulator.load.saturation import patient_token, saturate
 from tests.integration.conftest import lab_env
 from tests.integration.test_replay import POPULATION
 
@@ -222,3 +224,25 @@ def test_the_method_finds_a_known_delay_and_no_cost_between_twins(
     whole = {k["kind"]: k for k in configs["delayed"]["cost_vs_direct"]}
     assert whole["read"]["added_p50_ms"]["estimate"] > DELAY_MS * 0.5
     assert {k["kind"] for k in configs[OFF]["cost_vs_direct"]} >= {"read", "search"}
+
+
+# Nothing lost under load (simulator/load/saturation.py), at a small scale: the figures at 8
+# clients for 60 s are benchmarks/saturation.py's.
+def test_at_saturation_every_answer_has_its_audit_record(seeded: LabConfig, tmp_path: Path) -> None:
+    token, patient = patient_token(seeded)
+    result = saturate(seeded, tmp_path / "run", token, patient, clients=4, seconds=6)
+    assert result.answered > 100 and result.by_kind["read"] and result.by_kind["search"]
+    assert set(result.answers) == {200}, result.answers  # every control passed, none a 5xx
+    assert result.problems() == []
+    assert result.audit_records == result.answered and result.chain is not None
+    assert result.chain.ok and result.chain.records >= result.answered
+
+
+def test_a_graceful_stop_under_load_loses_no_record(seeded: LabConfig, tmp_path: Path) -> None:
+    token, patient = patient_token(seeded)
+    result = saturate(seeded, tmp_path / "run", token, patient, clients=4, seconds=20, stop_after=3)
+    assert result.stopped_after_s is not None and result.seconds < 20  # the stop ended it
+    assert result.answered > 50 and result.unsent >= 1  # sent after the stop: refused
+    assert result.problems() == [], result.to_dict()
+    assert result.audit_records == result.answered and result.chain is not None
+    assert result.chain.ok
