@@ -50,7 +50,11 @@ LAB_LOAD_SCENARIOS = (
     "population-analytics",
     "triage-chatbot-public",
 )
-LAB_LOAD_PACE = 5.0  # requests per second per user
+# 12 users at 8 requests/s: ~96 requests/s offered, a third of what the gateway with every control
+# serves at saturation here (benchmarks/saturation.py), so HAPI stays far from saturation while
+# every configuration gets enough requests of each kind for its interval (docs/explanation/load.md)
+LAB_LOAD_USERS = 12
+LAB_LOAD_PACE = 8.0  # requests per second per user
 DEFAULT_LOAD_SECONDS = 6.0
 # four rounds: every configuration in every round, so the cost intervals hold the drift between
 # rounds (simulator/load/cost.py draws the rounds); fewer when the slices would be too short
@@ -64,6 +68,7 @@ def lab_load_options(seconds: float) -> LoadOptions:
     matrix = (*full_matrix(), configuration(DIRECT))
     return LoadOptions(
         seconds=seconds, scenarios=LAB_LOAD_SCENARIOS, pace=LAB_LOAD_PACE, rounds=rounds,
+        users=LAB_LOAD_USERS,
         matrix=matrix,
     )  # fmt: skip
 

@@ -1,27 +1,31 @@
 """What a configuration costs against a baseline, as intervals, with the run's noise floor.
 
-A load run measures each configuration in slices, one per interleaved round
-(`simulator/load/rounds.py`). The cost of a configuration is read against a baseline (`off`, or
-direct HAPI) per kind of request (a read by id, a search, a write, a refusal: their costs
-differ by far more than any control's): the added median latency, the added p99, and the
-throughput ratio, each a point estimate with a 95% interval from a two-stage bootstrap:
+A load run measures each configuration in slices, one per round (`simulator/load/rounds.py`).
+The cost of a configuration is read against a baseline (`off`, or direct HAPI) per kind of
+request (a read by id, a search, a write, a refusal: their costs differ by far more than any
+control's), and within a kind request by request (an appointment search and a 20-result
+observation search are both searches): the added median latency and the added p99, averaged
+over the cells (one request in one round) weighted by their requests, and the throughput ratio.
+Each has a 95% interval from a bootstrap:
 
 1. draw the rounds with replacement (the same rounds for both configurations: a round's slices
    ran side by side, so the drift of the machine is shared), then
-2. within each drawn slice, draw its requests with replacement.
+2. within each cell, draw its requests with replacement.
 
-So an interval holds both the sampling noise of the requests and the drift between rounds. The
-noise floor of a run is the same comparison between two identical configurations (an A/A pair:
-`off` against a second `off` gateway): the cost a run would report for no difference at all. A
-cost whose interval covers 0 is "not measurable at this run's noise floor"; one that excludes 0
-is measured, whatever its sign (a control that makes requests cheaper must show it in every
-round, not in one lucky slice). Plain Python and numpy: no Locust import.
+With the requests interleaved (every round's configurations at once, each request to one drawn
+at random) the two sides of a cell ran in the same instants: the rounds hold no drift of their
+own and only the requests are drawn. The noise floor of a run is the same comparison between two
+identical configurations (an A/A pair: `off` against a second `off` gateway): the cost a run
+would report for no difference at all. A cost whose interval covers 0 is "not measurable at this
+run's noise floor"; one that excludes 0 is measured, whatever its sign (a control that makes
+requests cheaper must show it in every round, not in one lucky slice). Plain Python and numpy:
+no Locust import.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -36,10 +40,19 @@ MIN_SAMPLES = 20  # fewer requests of a kind in a configuration: no estimate
 @dataclass(frozen=True)
 class Slice:
     """One measured slice of one configuration: response times (ms) by request kind, and how
-    long it ran."""
+    long it ran. `strata`, when given, splits each kind by request (kind -> request -> times):
+    the cost is then read request by request (see `cost`)."""
 
     times: Mapping[str, Sequence[float]]
     seconds: float
+    strata: Mapping[str, Mapping[str, Sequence[float]]] = field(default_factory=dict)
+
+    def cells(self, kind: str) -> dict[str, np.ndarray]:
+        """The kind's response times by request (one cell for all when not split)."""
+        split = self.strata.get(kind)
+        if split:
+            return {name: np.asarray(times, dtype=float) for name, times in split.items()}
+        return {"": np.asarray(self.times.get(kind, ()), dtype=float)}
 
 
 @dataclass(frozen=True)
@@ -92,13 +105,22 @@ def _quantile(values: np.ndarray, q: float) -> float:
     return float(np.quantile(values, q, method="inverted_cdf"))
 
 
-def _arrays(slices: Sequence[Slice], kind: str) -> list[np.ndarray]:
-    return [np.asarray(s.times.get(kind, ()), dtype=float) for s in slices]
+QUANTILES = (0.5, 0.99)  # the added median and the added p99
 
 
-def _pooled(arrays: Sequence[np.ndarray]) -> np.ndarray:
-    filled = [a for a in arrays if a.size]
-    return np.concatenate(filled) if filled else np.empty(0)
+def _cell_draws(
+    rng: np.random.Generator, mine: np.ndarray, theirs: np.ndarray, resamples: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """One cell's differences of QUANTILES (shape (2,)), and `resamples` bootstrap draws of them
+    (shape (2, resamples): the requests on each side drawn with replacement)."""
+
+    def quantiles(values: np.ndarray, axis: int | None = None) -> np.ndarray:
+        return np.quantile(values, QUANTILES, axis=axis, method="inverted_cdf")
+
+    observed = quantiles(mine) - quantiles(theirs)
+    a = mine[rng.integers(0, mine.size, (resamples, mine.size))]
+    z = theirs[rng.integers(0, theirs.size, (resamples, theirs.size))]
+    return observed, quantiles(a, axis=1) - quantiles(z, axis=1)
 
 
 def cost(
@@ -109,57 +131,77 @@ def cost(
     resamples: int = RESAMPLES,
     seed: int = 0,
     confidence: float = CONFIDENCE,
+    draw_rounds: bool = True,
 ) -> Cost | None:
     """`config` against `baseline` for `kind`; their slices are paired by round (index), so
-    both must have the same number. None when either has fewer than MIN_SAMPLES of the kind."""
+    both must have the same number. None when either has fewer than MIN_SAMPLES of the kind.
+
+    The added median (and p99) is read cell by cell, a cell being one request of the kind in
+    one round (the two configurations' requests of that cell ran side by side): the difference
+    of the cell's medians, averaged over the cells, each weighted by its requests. So neither
+    the drift between rounds nor a different mix of requests (more of a slow search in one
+    configuration, by chance) reads as a cost. The interval: the rounds drawn with replacement
+    (`draw_rounds`: slices that ran one after the other, so each round's drift is a sample of
+    the machine's), then the requests within each cell. Without `draw_rounds` (the requests
+    interleaved: every cell's two sides ran in the same instants, so a round holds no drift of
+    its own) only the requests are drawn."""
     if len(config) != len(baseline) or not config:
         raise ValueError("config and baseline need the same rounds (one slice each per round)")
-    mine, theirs = _arrays(config, kind), _arrays(baseline, kind)
-    all_mine, all_theirs = _pooled(mine), _pooled(theirs)
-    if all_mine.size < MIN_SAMPLES or all_theirs.size < MIN_SAMPLES:
+    rounds = len(config)
+    mine = [s.cells(kind) for s in config]
+    theirs = [s.cells(kind) for s in baseline]
+    count_mine = np.array([sum(a.size for a in cells.values()) for cells in mine], dtype=float)
+    count_theirs = np.array([sum(a.size for a in c.values()) for c in theirs], dtype=float)
+    if count_mine.sum() < MIN_SAMPLES or count_theirs.sum() < MIN_SAMPLES:
         return None
+    rng = np.random.default_rng(seed)
+    # per round: the weighted sums of its cells' differences (observed and drawn) and weights
+    weight = np.zeros(rounds)
+    observed = np.zeros((len(QUANTILES), rounds))
+    drawn = np.zeros((len(QUANTILES), rounds, resamples))
+    for r in range(rounds):
+        for name, a in mine[r].items():
+            z = theirs[r].get(name)
+            if z is None or a.size < 2 or z.size < 2:
+                continue  # a request only one side sent in this round: nothing to pair
+            w = float(a.size + z.size)
+            weight[r] += w
+            seen, draws = _cell_draws(rng, a, z, resamples)
+            observed[:, r] += w * seen
+            drawn[:, r, :] += w * draws
+    if not weight.sum():
+        return None
+    if draw_rounds:
+        picks = rng.integers(0, rounds, (resamples, rounds))  # each draw's rounds
+    else:
+        picks = np.tile(np.arange(rounds), (resamples, 1))
+    picked_weight = weight[picks].sum(axis=1)
+    columns = np.arange(resamples)[:, None]
+    intervals = []
+    for index in range(len(QUANTILES)):
+        estimate = float(observed[index].sum() / weight.sum())
+        with np.errstate(invalid="ignore", divide="ignore"):
+            draws = drawn[index][picks, columns].sum(axis=1) / picked_weight
+        intervals.append(_interval(estimate, draws, confidence))
     seconds_mine = np.array([s.seconds for s in config])
     seconds_theirs = np.array([s.seconds for s in baseline])
-    rng = np.random.default_rng(seed)
-    rounds = len(config)
-    p50 = np.empty(resamples)
-    p99 = np.empty(resamples)
-    ratio = np.empty(resamples)
-    for b in range(resamples):
-        drawn = rng.integers(0, rounds, rounds)
-        a = _pooled([_resample(rng, mine[r]) for r in drawn])
-        z = _pooled([_resample(rng, theirs[r]) for r in drawn])
-        if not a.size or not z.size:  # drew only rounds without this kind: draw again
-            p50[b] = p99[b] = ratio[b] = np.nan
-            continue
-        p50[b] = _quantile(a, 0.5) - _quantile(z, 0.5)
-        p99[b] = _quantile(a, 0.99) - _quantile(z, 0.99)
-        rate_a = a.size / seconds_mine[drawn].sum()
-        rate_z = z.size / seconds_theirs[drawn].sum()
-        ratio[b] = rate_a / rate_z
-    rate = (all_mine.size / seconds_mine.sum()) / (all_theirs.size / seconds_theirs.sum())
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratios = (count_mine[picks].sum(axis=1) / seconds_mine[picks].sum(axis=1)) / (
+            count_theirs[picks].sum(axis=1) / seconds_theirs[picks].sum(axis=1)
+        )
+    rate = (count_mine.sum() / seconds_mine.sum()) / (count_theirs.sum() / seconds_theirs.sum())
     return Cost(
         kind=kind,
-        samples=int(all_mine.size),
-        baseline_samples=int(all_theirs.size),
-        added_p50_ms=_interval(
-            _quantile(all_mine, 0.5) - _quantile(all_theirs, 0.5), p50, confidence
-        ),
-        added_p99_ms=_interval(
-            _quantile(all_mine, 0.99) - _quantile(all_theirs, 0.99), p99, confidence
-        ),
-        rps_ratio=_interval(rate, ratio, confidence),
+        samples=int(count_mine.sum()),
+        baseline_samples=int(count_theirs.sum()),
+        added_p50_ms=intervals[0],
+        added_p99_ms=intervals[1],
+        rps_ratio=_interval(rate, ratios, confidence),
     )
 
 
-def _resample(rng: np.random.Generator, values: np.ndarray) -> np.ndarray:
-    if not values.size:
-        return values
-    return values[rng.integers(0, values.size, values.size)]
-
-
 def _interval(estimate: float, draws: np.ndarray, confidence: float) -> Interval:
-    draws = draws[~np.isnan(draws)]
+    draws = draws[np.isfinite(draws)]
     tail = (1 - confidence) / 2 * 100
     low, high = np.percentile(draws, [tail, 100 - tail]) if draws.size else (np.nan, np.nan)
     return Interval(estimate, float(min(low, estimate)), float(max(high, estimate)))
@@ -191,7 +233,10 @@ def kinds(slices: Sequence[Slice]) -> list[str]:
 
 
 def costs_by_kind(
-    config: Sequence[Slice], baseline: Sequence[Slice], confidence: float = CONFIDENCE
+    config: Sequence[Slice],
+    baseline: Sequence[Slice],
+    confidence: float = CONFIDENCE,
+    draw_rounds: bool = True,
 ) -> dict[str, Cost]:
     """`cost` for every kind either holds, leaving out those without an estimate; {} when the
     two did not run the same rounds (an interrupted run)."""
@@ -199,7 +244,7 @@ def costs_by_kind(
         return {}
     found = {}
     for kind in kinds([*config, *baseline]):
-        measured = cost(config, baseline, kind, confidence=confidence)
+        measured = cost(config, baseline, kind, confidence=confidence, draw_rounds=draw_rounds)
         if measured is not None:
             found[kind] = measured
     return found

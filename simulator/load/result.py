@@ -33,13 +33,14 @@ class ConfigResult:
         self,
         baseline: ConfigResult,
         floor: dict[str, cost.Cost] | None = None,
-        throughput: bool = True,
+        interleaved: bool = False,
     ) -> list[dict[str, Any]]:
         """Per request kind: what this configuration adds to `baseline` (`off`, or `direct`),
         as intervals, and how a report reads it against the run's noise floor (`floor`, the A/A
-        pair's costs, which are this configuration's own when it is the A/A twin). Without
-        `throughput` (the requests interleaved: every configuration got a share of the same
-        offered load, drawn at random), no throughput ratio."""
+        pair's costs, which are this configuration's own when it is the A/A twin). With the
+        requests `interleaved` (every configuration got a share of the same offered load, drawn
+        at random, in the same instants), the rounds are not drawn (`cost.cost`) and no
+        throughput ratio is given."""
         found = []
         if self.name == AA and floor is not None and baseline.name == OFF:
             for measured in floor.values():
@@ -47,11 +48,12 @@ class ConfigResult:
                 said = f"the run's noise floor: ±{reach:.2f} ms"
                 found.append({**measured.to_dict(), "reading": said})
         else:
-            for kind, measured in cost.costs_by_kind(self.slices, baseline.slices).items():
+            costs = cost.costs_by_kind(self.slices, baseline.slices, draw_rounds=not interleaved)
+            for kind, measured in costs.items():
                 noise = (floor or {}).get(kind)
                 said = cost.reading(measured.added_p50_ms, noise.added_p50_ms if noise else None)
                 found.append({**measured.to_dict(), "reading": said})
-        if not throughput:
+        if interleaved:
             for item in found:
                 item["rps_ratio"] = None
         return found
@@ -61,7 +63,7 @@ class ConfigResult:
         baseline: ConfigResult | None = None,
         floor: dict[str, cost.Cost] | None = None,
         direct: ConfigResult | None = None,
-        throughput: bool = True,
+        interleaved: bool = False,
     ) -> dict[str, Any]:
         t = self.totals
         vs_off = None
@@ -93,10 +95,10 @@ class ConfigResult:
             "alerts": self.alerts,
             "alert_detectors": self.alert_detectors,
             "vs_off": vs_off,
-            "cost_vs_off": self.cost_against(baseline, floor, throughput)
+            "cost_vs_off": self.cost_against(baseline, floor, interleaved)
             if baseline is not None and baseline is not self and self.name != DIRECT
             else [],
-            "cost_vs_direct": self.cost_against(direct, floor, throughput)
+            "cost_vs_direct": self.cost_against(direct, floor, interleaved)
             if direct is not None and direct is not self
             else [],
             "directory": self.directory,
@@ -144,14 +146,16 @@ class LoadResult:
         twin = next((c for c in self.configs if c.name == AA), None)
         if baseline is None or twin is None:
             return None
-        return cost.costs_by_kind(twin.slices, baseline.slices)
+        return cost.costs_by_kind(
+            twin.slices, baseline.slices, draw_rounds=self.interleave != REQUESTS
+        )
 
     def to_dict(self) -> dict[str, Any]:
         baseline = self.baseline
         floor = self.noise_floor()
         # requests interleaved: every configuration got a random share of one offered load, so
         # its throughput is not its own and no throughput ratio is reported
-        throughput = self.interleave != REQUESTS
+        interleaved = self.interleave == REQUESTS
         return {
             "schema_version": LOAD_SCHEMA_VERSION,
             "started_at": self.started_at,
@@ -180,8 +184,8 @@ class LoadResult:
                 f"within each round's slice), {cost.RESAMPLES} resamples, seed 0",
             },
             "noise_floor": {
-                kind: {**c.to_dict(), **({} if throughput else {"rps_ratio": None})}
+                kind: {**c.to_dict(), **({"rps_ratio": None} if interleaved else {})}
                 for kind, c in (floor or {}).items()
             },
-            "configs": [c.to_dict(baseline, floor, self.direct, throughput) for c in self.configs],
+            "configs": [c.to_dict(baseline, floor, self.direct, interleaved) for c in self.configs],
         }

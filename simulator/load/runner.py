@@ -61,6 +61,7 @@ MAX_USERS = 1000
 MAX_WORKERS = 16
 MAX_WARMUP_S = 600.0
 LOAD_FILE = "load.json"
+PARALLEL_STARTS = (os.cpu_count() or 2) + 1  # extra gateways started at the same time
 LOGIN_SAMPLES_FILE = "login-samples.json"
 WARMUP_DIR = "warmup"
 
@@ -227,7 +228,7 @@ def configuration_result(
         alert_detectors=dict(sorted((detectors or {}).items())),
         directory=str(directory.relative_to(run_dir)),
         by_round=tuple(round_stats(number, part) for number, part in parts),
-        slices=tuple(cost.Slice(part.kinds, part.window_s) for _, part in parts),
+        slices=tuple(cost.Slice(part.kinds, part.window_s, part.strata) for _, part in parts),
     )
 
 
@@ -317,7 +318,7 @@ def start_gateways(
     options: LoadOptions,
 ) -> list[str]:
     """Extra gateways with each configuration's modes, their files in its directory, started
-    side by side (a start is mostly waiting for imports) and stopped with `gateways`; their FHIR
+    a few side by side (a start is mostly imports) and stopped with `gateways`; their FHIR
     bases, in order (HAPI FHIR's own for `direct`). If one fails to start, the others are
     stopped and its error raised."""
     managers = {
@@ -328,7 +329,8 @@ def start_gateways(
         for index, (directory, config) in enumerate(wanted)
         if not config.direct
     }  # fmt: skip
-    with ThreadPoolExecutor(max_workers=max(1, len(managers))) as pool:
+    # a few at a time: all at once, on two cores, each start waited for the others' imports
+    with ThreadPoolExecutor(max_workers=max(1, min(len(managers), PARALLEL_STARTS))) as pool:
         futures = {index: pool.submit(manager.__enter__) for index, manager in managers.items()}
     bases: list[str] = []
     error: BaseException | None = None

@@ -15,7 +15,7 @@ from typing import Any
 
 TOKEN = "TOKEN"  # the request type of token acquisitions (one per virtual user)
 REFUSED = "refused"  # the kind under which refusals are kept
-SAMPLES_VERSION = 1
+SAMPLES_VERSION = 2  # 2: `strata` (kind -> request -> times) instead of `kinds`
 
 
 @dataclass
@@ -73,8 +73,18 @@ class Samples:
     first_start: float | None = None  # earliest FHIR request start (epoch seconds)
     last_end: float | None = None  # latest FHIR response end
     measured_s: float | None = None  # set: the measured time (slices of interleaved rounds)
-    # response times (ms) of served requests by kind, and of refusals as REFUSED
-    kinds: dict[str, list[float]] = field(default_factory=dict)
+    # response times (ms) of served requests by kind, and of refusals as REFUSED, each kind's
+    # by request ("METHOD name"): one kind holds requests of different costs (an appointment
+    # search, a 20-result observation search), compared request by request
+    strata: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+
+    @property
+    def kinds(self) -> dict[str, list[float]]:
+        """Response times by kind, every request of the kind together."""
+        return {
+            kind: [t for times in names.values() for t in times]
+            for kind, names in self.strata.items()
+        }
 
     def add(
         self,
@@ -92,9 +102,10 @@ class Samples:
         if started is not None:
             self._window(started, started + ms / 1000.0)
         if outcome == "denied":
-            self.kinds.setdefault(REFUSED, []).append(float(ms))
-        elif outcome == "ok" and kind:
-            self.kinds.setdefault(kind, []).append(float(ms))
+            kind = REFUSED
+        elif outcome != "ok" or not kind:
+            return
+        self.strata.setdefault(kind, {}).setdefault(f"{method} {name}", []).append(float(ms))
 
     def _window(self, start: float, end: float) -> None:
         self.first_start = start if self.first_start is None else min(self.first_start, start)
@@ -103,15 +114,17 @@ class Samples:
     def merge(self, other: Samples) -> None:
         for key, series in other.series.items():
             self.series.setdefault(key, Series()).extend(series)
-        for kind, times in other.kinds.items():
-            self.kinds.setdefault(kind, []).extend(times)
+        for kind, names in other.strata.items():
+            mine = self.strata.setdefault(kind, {})
+            for name, times in names.items():
+                mine.setdefault(name, []).extend(times)
         if other.first_start is not None and other.last_end is not None:
             self._window(other.first_start, other.last_end)
 
     def drain(self) -> Samples:
         """Everything gathered so far, leaving this one empty (a worker's report)."""
-        taken = Samples(self.series, self.first_start, self.last_end, kinds=self.kinds)
-        self.series, self.first_start, self.last_end, self.kinds = {}, None, None, {}
+        taken = Samples(self.series, self.first_start, self.last_end, strata=self.strata)
+        self.series, self.first_start, self.last_end, self.strata = {}, None, None, {}
         return taken
 
     @property
@@ -133,7 +146,7 @@ class Samples:
             "series": [
                 {"method": m, "name": n, **s.to_dict()} for (m, n), s in self.series.items()
             ],
-            "kinds": self.kinds,
+            "strata": self.strata,
         }
 
     @classmethod
@@ -148,5 +161,10 @@ class Samples:
             data.get("first_start"),
             data.get("last_end"),
             None if measured is None else float(measured),
-            {str(k): [float(x) for x in v] for k, v in (data.get("kinds") or {}).items()},
+            {
+                str(kind): {str(name): [float(x) for x in times] for name, times in names.items()}
+                for kind, names in (data.get("strata") or {}).items()
+            }
+            # version 1 kept each kind's times together: one request for all
+            or {str(k): {"": [float(x) for x in v]} for k, v in (data.get("kinds") or {}).items()},
         )

@@ -28,7 +28,9 @@ from gateway.policy import POLICY_FILE, RUNTIME_CONTROLS, load_policy
 from labcore.config import LabConfig
 from labcore.errors import LabError
 
-START_TIMEOUT_S = 20.0
+# a start is mostly imports (about 2 s of CPU); on two cores busy with HAPI, Keycloak and other
+# gateways starting, one took more than 20 s
+START_TIMEOUT_S = 60.0
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -87,3 +87,40 @@ def test_a_cost_within_what_the_a_a_pair_reached_is_not_measured() -> None:
 def test_kinds_are_listed_in_a_stable_order() -> None:
     slices = [Slice({"search": [1.0], "write": [], "read": [2.0], "other": [1.0]}, 1.0)]
     assert kinds(slices) == ["read", "search", "other"]
+
+
+def mixed(seed: int, slow_share: float, delay_ms: float = 0.0) -> list[Slice]:
+    """Searches of two requests, a fast one (~5 ms) and a slow one (~40 ms), in a given mix."""
+    rng = np.random.default_rng(seed)
+    slices = []
+    for _ in range(ROUNDS):
+        slow = int(300 * slow_share)
+        strata = {
+            "search": {
+                "GET fast": (rng.lognormal(np.log(5.0), 0.2, 300 - slow) + delay_ms).tolist(),
+                "GET slow": (rng.lognormal(np.log(40.0), 0.2, slow) + delay_ms).tolist(),
+            }
+        }
+        times = {"search": [t for ts in strata["search"].values() for t in ts]}
+        slices.append(Slice(times, 10.0, strata))
+    return slices
+
+
+def test_a_different_mix_of_requests_is_no_cost() -> None:
+    # by chance one configuration got more of the slow search: its pooled median jumps from the
+    # fast request's to the slow one's, but request by request nothing differs
+    found = cost(mixed(1, 0.6), mixed(2, 0.4), "search", resamples=300)
+    assert found is not None and found.added_p50_ms.covers(0.0), found.added_p50_ms
+    assert abs(found.added_p50_ms.estimate) < 2.0
+
+
+@pytest.mark.parametrize("draw_rounds", [True, False])
+def test_request_by_request_a_delay_is_found_and_twins_are_not(draw_rounds: bool) -> None:
+    twin = cost(mixed(3, 0.5), mixed(4, 0.5), "search", resamples=300, draw_rounds=draw_rounds)
+    delayed = cost(
+        mixed(5, 0.5, delay_ms=2.0), mixed(6, 0.5), "search", resamples=300,
+        draw_rounds=draw_rounds,
+    )  # fmt: skip
+    assert twin is not None and twin.added_p50_ms.covers(0.0)
+    assert delayed is not None and delayed.added_p50_ms.low > 0
+    assert 1.0 < delayed.added_p50_ms.estimate < 3.0
