@@ -11,7 +11,8 @@ asked for, compartment searches as HAPI serves them) and check what comes back
 from __future__ import annotations
 
 import logging
-import secrets
+import os
+import random
 import time
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -165,10 +166,23 @@ class FhirEndpoint:
         return await self.upstream.checked(scope, receive, head, ctx, answer)
 
 
+# Request ids name a request in the audit log and the gateway's own log; a client may set its
+# own (`X-Request-Id`), so they are neither secret nor trusted. They are drawn from a generator
+# seeded from the OS (afresh in a forked worker) rather than `secrets`: `os.urandom` is a system
+# call that releases the GIL on every request, for nothing an id needs.
+_IDS = random.Random()
+os.register_at_fork(after_in_child=_IDS.seed)
+
+
+def new_request_id() -> str:
+    """16 random hex digits (64 bits, as `secrets.token_hex(8)` gave)."""
+    return f"{_IDS.getrandbits(64):016x}"
+
+
 def new_context(scope: Scope, head: RequestHead) -> RequestContext:
     raw_path = scope.get("raw_path")
     return RequestContext(
-        request_id=head.request_id or secrets.token_hex(8),
+        request_id=head.request_id or new_request_id(),
         method=scope["method"],
         raw_path=(raw_path if raw_path is not None else scope["path"].encode()).decode("latin-1"),
         raw_query=scope.get("query_string", b"").decode("latin-1"),

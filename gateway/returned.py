@@ -73,5 +73,10 @@ def first_refusal(
 ) -> Denial | None:
     """The first refusal of the `checks` among `resources` (the resources of one entry, one
     export line), if any: they go out together or not at all."""
-    checks = tuple(checks)
-    return next((d for r in resources if (d := refusal(checks, r))), None)
+    checks = tuple(checks)  # the same tuple when given one
+    for returned in resources:  # a plain loop: this runs for every entry of every answer
+        for _control, check in checks:
+            denial = check(returned)
+            if denial is not None:
+                return denial
+    return None

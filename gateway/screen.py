@@ -102,6 +102,7 @@ def _bundle(ctx: RequestContext, bundle: dict[str, Any], text: AnswerText | None
     if not isinstance(entries, list):
         return Screened(bundle)
     responses = bundle.get("type") in _RESPONSES
+    checks = tuple(ctx.resource_checks)  # once per answer, not once per entry
     kept: list[Any] = []
     passed: list[Returned] = []
     withheld = 0
@@ -113,7 +114,7 @@ def _bundle(ctx: RequestContext, bundle: dict[str, Any], text: AnswerText | None
             kept.append(entry)  # a batch response entry without a resource (status only)
             continue
         found = resources_of(resource, text)
-        denial = first_refusal(ctx.resource_checks, found)
+        denial = first_refusal(checks, found)
         if denial is None:
             kept.append(entry)
             passed.extend(found)

@@ -182,6 +182,9 @@ class ScopeSet:
     )
     _contexts: frozenset[str] = field(init=False, repr=False, compare=False, hash=False)
     _reads: dict[str, ScopeDecision] = field(init=False, repr=False, compare=False, hash=False)
+    _decisions: dict[tuple[str, str], ScopeDecision] = field(
+        init=False, repr=False, compare=False, hash=False
+    )
 
     def __post_init__(self) -> None:
         index: dict[tuple[str, str, str], list[ResourceScope]] = {}
@@ -192,6 +195,7 @@ class ScopeSet:
         # read on every request (C01, C05): worked out once per scope string
         object.__setattr__(self, "_contexts", frozenset(s.context for s in self.resource_scopes))
         object.__setattr__(self, "_reads", {})
+        object.__setattr__(self, "_decisions", {})
 
     def __str__(self) -> str:
         return " ".join(self.tokens)
@@ -233,6 +237,34 @@ class ScopeSet:
                 return self.permits(self._contexts, resource_type, "r")
             decision = self._reads[resource_type] = self.permits(self._contexts, resource_type, "r")
         return decision
+
+    def decision(
+        self, resource_type: str, permission: str, params: Sequence[tuple[str, str]] = ()
+    ) -> ScopeDecision:
+        """`permits(contexts, resource_type, permission, params)` with every context the scopes
+        name, remembered per type and permission where the request's parameters cannot change
+        it: asked on every request, and a scope string's decisions do not change. A search that
+        only constrained scopes cover is decided on its parameters each time."""
+        key = (resource_type, permission)
+        decision = self._decisions.get(key)
+        if decision is not None:
+            return decision
+        decision = self.permits(self._contexts, resource_type, permission, params)
+        # the types a client asks for are few; the names in a request path are the client's to
+        # choose, so past a handful nothing more is kept (and the decision is worked out anew)
+        if len(self._decisions) < _MAX_DECISIONS and not self._params_matter(
+            resource_type, permission
+        ):
+            self._decisions[key] = decision
+        return decision
+
+    def _params_matter(self, resource_type: str, permission: str) -> bool:
+        """Could `permits` decide differently for other search parameters? Only for a search
+        whose every candidate scope is constrained (see `permits`)."""
+        if permission != "s":
+            return False
+        candidates = self._candidates(tuple(self._contexts), resource_type, permission)
+        return bool(candidates) and all(scope.constraints for scope in candidates)
 
     def permits(
         self,
@@ -297,6 +329,7 @@ class ScopeSet:
 
 
 _PERMISSION_SET: Final = frozenset(PERMISSIONS)
+_MAX_DECISIONS: Final = 64  # remembered per scope string (`ScopeSet.decision`)
 
 
 def _constraint_text(constraints: Iterable[Constraint]) -> str:

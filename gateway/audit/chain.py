@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+import orjson
+
 __all__ = [
     "GENESIS",
     "ChainError",
@@ -60,10 +62,48 @@ def canonical(entry: Mapping[str, Any]) -> bytes:
     replaced — non-finite floats by null, lone surrogates by their `\\ud800`-style escape
     text, unknown objects by their `str()` — so that every appended entry yields exactly one line.
     """
+    if _orjson_writes_the_same(entry):
+        try:
+            return orjson.dumps(entry, option=orjson.OPT_SORT_KEYS)
+        except orjson.JSONEncodeError:
+            pass  # a lone surrogate, an integer beyond 64 bits: the json module's way below
     try:
         return _dumps(entry).encode("utf-8")
     except (ValueError, TypeError):
         return _dumps(_sanitize(entry)).encode("utf-8")
+
+
+# orjson writes a float of magnitude below 1e-4 differently (`1e-5`, `0.00001`; json: `1e-05`)
+_ORJSON_FLOOR: Final = 1e-4
+_MAX_FLOAT: Final = 1.7976931348623157e308
+
+
+def _orjson_writes_the_same(entry: Any) -> bool:
+    """Would orjson (sorted keys) write exactly the bytes the json encoder writes? True when
+    the entry holds nothing but dicts with str keys, lists, tuples, str, int, bool, None and
+    floats that both write alike (finite, zero or of magnitude 1e-4 and above): the types both
+    encode the same way, byte for byte. orjson is ten times faster on an audit record; anything
+    else (subclasses, enums, dataclasses, tiny floats) keeps to the json module."""
+    stack = [entry]
+    while stack:
+        value = stack.pop()
+        kind = type(value)
+        if kind is str or kind is int or kind is bool or value is None:
+            continue
+        if kind is float:
+            magnitude = abs(value)
+            if not (_ORJSON_FLOOR <= magnitude <= _MAX_FLOAT or value == 0.0):
+                return False  # also NaN: no comparison holds
+        elif kind is dict:
+            for key in value:
+                if type(key) is not str:
+                    return False
+            stack.extend(value.values())
+        elif kind is list or kind is tuple:
+            stack.extend(value)
+        else:
+            return False
+    return True
 
 
 # one encoder for every entry (`json.dumps` with these options builds a new one per call)

@@ -16,6 +16,8 @@ from gateway.denial import forbidden, unauthorized
 from gateway.policy import ClientPolicy
 from gateway.stages import Check, Stage
 
+_PATIENT_ONLY = frozenset({"patient"})
+
 
 class ClientPolicyStage(Stage):
     name = "client_policy"
@@ -35,7 +37,10 @@ class ClientPolicyStage(Stage):
     async def patient_scopes_only(self, ctx: RequestContext) -> None:
         if ctx.token is None or not self._is_operational(ctx):
             return
-        broad = sorted(c for c in ctx.token.scopes.contexts if c != "patient")
+        contexts = ctx.token.scopes.contexts
+        if contexts <= _PATIENT_ONLY:
+            return  # most tokens: nothing to sort out
+        broad = sorted(c for c in contexts if c != "patient")
         if broad:
             raise forbidden(
                 f"client {ctx.token.client_id} is an operational AI client and may hold "

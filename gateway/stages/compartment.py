@@ -378,6 +378,8 @@ class _Confinement:
                         "for other patients must see the whole resource"
                     )
             return
+        if not any(name == "_elements" for name, _ in params):
+            return  # nothing would change (most requests)
         needed = [p.split(".")[0] for p in patient_element_paths(resource_type)]
         shaped: list[tuple[str, str]] = []
         for name, value in params:
@@ -544,10 +546,11 @@ class InCompartment:
         if kind is Membership.UNKNOWN:
             unknown = returned.resource.get("resourceType")
             return forbidden(f"{self._prefix} a resource of unknown type {unknown!r}", C08)
-        rid = returned.resource.get("id")
         if kind is Membership.IN and patient not in returned.compartment_patients:
             return forbidden(
-                f"{self._prefix} {rtype}/{rid}, which is not in that patient's compartment", C08
+                f"{self._prefix} {self._named(returned)}, which is not in that patient's "
+                "compartment",
+                C08,
             )
         # in the compartment or reference data: it must name no other patient anywhere (a
         # Group's members, a List's items, another patient as performer or link), and carry
@@ -555,11 +558,19 @@ class InCompartment:
         foreign = returned.other_patients(patient)
         if foreign:
             return forbidden(
-                f"{self._prefix} {rtype}/{rid}, which refers to patient {min(foreign)}", C08
+                f"{self._prefix} {self._named(returned)}, which refers to patient {min(foreign)}",
+                C08,
             )
         if _contains_patient(returned.resource):
-            return forbidden(f"{self._prefix} {rtype}/{rid}, which contains a Patient", C08)
+            return forbidden(
+                f"{self._prefix} {self._named(returned)}, which contains a Patient", C08
+            )
         return None
+
+    @staticmethod
+    def _named(returned: Returned) -> str:
+        # for a refusal's message only: passing resources are not asked their id
+        return f"{returned.resource_type}/{returned.resource.get('id')}"
 
     @property
     def _prefix(self) -> str:

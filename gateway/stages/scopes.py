@@ -111,8 +111,7 @@ class ScopesStage(Stage):
         if need is None or ctx.token is None:
             return
         resource_type, permission = need
-        scopes = ctx.token.scopes
-        decision = scopes.permits(scopes.contexts, resource_type, permission, ctx.params)
+        decision = ctx.token.scopes.decision(resource_type, permission, ctx.params)
         if not decision.allowed:
             raise forbidden(decision.reason, "C05")
         operational = ctx.client_class is None or ctx.client_class in self.operational

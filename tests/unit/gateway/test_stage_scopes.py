@@ -174,6 +174,43 @@ def test_a_constrained_search_must_carry_the_constraint() -> None:
     assert kinds(ctx) == ["ReadableType", "WithinScope"]
 
 
+def test_a_constrained_search_is_decided_on_its_parameters_every_time() -> None:
+    """The stage's decisions are remembered per scope string, type and permission; not a
+    search that only constrained scopes cover: one that carried the constraint does not let
+    the next one through without it."""
+    scope = f"patient/Observation.rs?category={LAB}"
+    for _ in range(3):
+        covered(scope, "GET", "Observation", f"category={LAB}")
+        assert "is granted only for searches with category=" in uncovered(
+            scope, "GET", "Observation", "code=x"
+        )
+
+
+def test_remembered_decisions_are_the_decisions_permits_gives() -> None:
+    scopes = parse_scopes(
+        f"launch/patient patient/Patient.rs patient/Observation.rs?category={LAB} "
+        "user/Condition.cruds patient/*.r"
+    )
+    asked = [(t, p) for t in [*TYPES, "*", "Binary"] for p in "cruds"]
+    for params in [(), (("category", LAB),), (("code", "x"),)]:
+        for _ in range(2):  # the second round answers from memory where it may
+            for rtype, permission in asked:
+                remembered = scopes.decision(rtype, permission, params)
+                assert remembered == scopes.permits(scopes.contexts, rtype, permission, params)
+    read = scopes.decision("Patient", "r")
+    assert scopes.decision("Patient", "r") is read  # worked out once
+
+
+def test_type_names_a_client_makes_up_are_decided_but_not_all_kept() -> None:
+    scopes = parse_scopes("patient/*.rs patient/Observation.rs")
+    for n in range(300):
+        rtype = f"Made{'x' * (n % 7)}Up{chr(65 + n % 26)}{n}"
+        decision = scopes.decision(rtype, "r")
+        assert decision == scopes.permits(scopes.contexts, rtype, "r")
+        assert decision.allowed  # the wildcard covers it, remembered or not
+    assert len(scopes._decisions) <= 64
+
+
 def test_a_read_under_a_constrained_scope_checks_what_comes_back() -> None:
     ctx = covered(f"patient/Observation.rs?category={LAB}", "GET", "Observation/o-1")
     (_, within) = ctx.resource_checks[1]

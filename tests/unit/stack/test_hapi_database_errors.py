@@ -12,6 +12,7 @@ import pytest
 from labcore.config import load_config
 from simulator.stack import services
 from simulator.stack.errors import ServiceDied
+from simulator.stack.extra_gateway import free_port
 from simulator.stack.process import ProcessManager
 from simulator.stack.services import explain_hapi_exit, hapi_spec
 from simulator.stack.tools import Jdk
@@ -39,6 +40,8 @@ def start_hapi(tmp_path: Path) -> ServiceDied:
     cfg = load_config(
         {
             "FHIRLAB_HOME": str(tmp_path / "lab"),
+            # a port nothing answers on: a lab running on the default ports would look ready
+            "FHIRLAB_HAPI_PORT": str(free_port()),
             "FHIRLAB_HAPI_DATASOURCE_URL": "jdbc:postgresql://127.0.0.1:5432/hapi",
             "FHIRLAB_HAPI_DATASOURCE_USERNAME": "hapi",
             "FHIRLAB_HAPI_DATASOURCE_PASSWORD": "wrong",
