@@ -1,10 +1,14 @@
-"""A simulated off-hours clock for scenario steps marked `off_hours: true`.
+"""Simulated clocks: off hours for scenario steps marked `off_hours: true`, business hours for
+every other request of a replay.
 
 The lab cannot wait for night, so such a step stamps each request with a simulated instant: the
 real time shifted back to the last moment outside the gateway's business hours (its `off_hours`
-detector settings), advancing with the real clock. The lab's gateway honours the stamp for its
-anomaly detectors only when its policy names the clock header (a lab-only setting: a production
-gateway must never let clients set audit time).
+detector settings), advancing with the real clock. Every other request of a replay is stamped
+the other way, into business hours (no shift when the real time is in them), so that a good
+scenario replayed at 2 a.m. is judged as the day-time work it scripts and the lab's verdicts do
+not depend on the hour it runs. The lab's gateway honours the stamp for its anomaly detectors
+only when its policy names the clock header (a lab-only setting: a production gateway must
+never let clients set audit time).
 """
 
 from __future__ import annotations
@@ -42,6 +46,41 @@ def off_hours_offset(policy: Policy, now: float | None = None, span_s: float = 3
             return back + span_s
         back += STEP_S
     raise ValueError("the gateway's business hours leave no off-hours hour in a week")
+
+
+def business_hours_offset(
+    policy: Policy, now: float | None = None, span_s: float = 3600.0
+) -> float:
+    """Seconds to subtract from `now` to land at the start of `span_s` seconds that are all
+    within business hours and end before the off-hours stretch of `off_hours_offset` begins.
+    The gateway judges a token's stamped requests on one timeline: business stamps earlier than
+    off-hours ones keep it moving forward however a scenario mixes its steps."""
+    detector = _detector(policy)
+    now = time.time() if now is None else now
+    back = off_hours_offset(policy, now, span_s) + span_s
+    limit = back + SEARCH_S
+    while back < limit:
+        start = now - back
+        if all(detector.is_business(start + t) for t in range(0, int(span_s) + 1, 60)):
+            return back
+        back += STEP_S
+    raise ValueError("the gateway's business hours hold no whole hour in a week")
+
+
+@dataclass
+class BusinessHoursClock:
+    offset_s: float
+    header: str = CLOCK_HEADER
+
+    @classmethod
+    def for_policy(cls, policy: Policy) -> BusinessHoursClock:
+        return cls(business_hours_offset(policy), policy.clock_header or CLOCK_HEADER)
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(time.time() - self.offset_s, UTC)
+
+    def headers(self) -> dict[str, str]:
+        return {self.header: self.now().isoformat(timespec="milliseconds")}
 
 
 @dataclass

@@ -25,11 +25,11 @@ import json
 import time
 from collections.abc import Callable, Generator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
-from simulator.replay.clock import OffHoursClock
+from simulator.replay.clock import BusinessHoursClock, OffHoursClock
 from simulator.replay.model import StepResult
 from simulator.scenarios import (
     Bindings,
@@ -65,8 +65,10 @@ class Session:
     token: Token | None = None  # its access token is sent as the bearer
     refresh_token: str | None = None
     smart: SmartClient | None = None  # for `refresh` steps; None: no refresh possible
-    policy: Policy | None = None  # the gateway's, for off-hours stamps; None: no stamps
+    policy: Policy | None = None  # the gateway's, for the clock's stamps; None: no stamps
     bases: tuple[str, ...] = ()  # FHIR bases of absolute patient references (the record)
+    # every request not stamped otherwise is stamped into business hours (replay/clock.py)
+    business: BusinessHoursClock | None = field(default=None, init=False, repr=False)
 
     def request(
         self,
@@ -89,6 +91,10 @@ class Session:
         bearer = token or (self.token.access_token if self.token else None)
         if bearer:
             sent["Authorization"] = f"Bearer {bearer}"
+        if self.policy is not None and self.policy.clock_header:
+            if self.business is None:
+                self.business = BusinessHoursClock.for_policy(self.policy)
+            sent.update(self.business.headers())  # an off-hours step's own stamp replaces it
         sent.update(headers or {})
         return StepRequest(step, probes, method, full, sent, content, part)
 

@@ -16,8 +16,14 @@ from gateway.controls import Mode
 from gateway.policy import load_policy
 from labcore.config import load_config
 from simulator.replay.alerts import AlertWatch, alert_expectation
-from simulator.replay.clock import CLOCK_HEADER, OffHoursClock, off_hours_offset
+from simulator.replay.clock import (
+    CLOCK_HEADER,
+    OffHoursClock,
+    business_hours_offset,
+    off_hours_offset,
+)
 from simulator.replay.target import lab_target
+from simulator.steps import Session
 
 NY = ZoneInfo("America/New_York")
 POLICY = load_policy()
@@ -30,6 +36,28 @@ def test_a_weekday_noon_is_shifted_to_the_night_before() -> None:
     shifted = noon - off_hours_offset(POLICY, now=noon)
     assert not DETECTOR.is_business(shifted)
     assert datetime.fromtimestamp(shifted, NY).hour < 7
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.floats(min_value=1.7e9, max_value=2.0e9))
+def test_the_business_hour_is_business_and_before_the_off_hours_one(now: float) -> None:
+    # a replay at any hour is judged as day-time work, earlier than its off-hours steps, so
+    # that one token's stamped timeline only moves forward
+    start = now - business_hours_offset(POLICY, now=now)
+    assert all(DETECTOR.is_business(start + t) for t in range(0, 3601, 60))
+    assert start + 3600 <= now - off_hours_offset(POLICY, now=now)
+
+
+def test_every_replayed_request_is_stamped_and_an_off_hours_stamp_wins() -> None:
+    session = Session("http://gw/fhir", {}, policy=POLICY)  # type: ignore[arg-type]
+    plain = session.request("read", (), "GET", "Patient/p1")
+    stamped = datetime.fromisoformat(plain.headers[CLOCK_HEADER]).timestamp()
+    assert DETECTOR.is_business(stamped)
+    night = OffHoursClock.for_policy(POLICY).headers()
+    burst = session.request("burst", (), "GET", "Patient/p1", headers=night)
+    assert burst.headers[CLOCK_HEADER] == night[CLOCK_HEADER]
+    unstamped = Session("http://gw/fhir", {}).request("read", (), "GET", "Patient/p1")  # type: ignore[arg-type]
+    assert CLOCK_HEADER not in unstamped.headers  # no policy (the load's users): no stamp
 
 
 @settings(max_examples=60, deadline=None)
