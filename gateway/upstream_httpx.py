@@ -10,12 +10,24 @@ times the proxying itself."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 
 import httpx
 
 from gateway.upstream_client import Body, Headers, UpstreamError, UpstreamTimeout
+
+
+@contextmanager
+def _upstream_errors() -> Iterator[None]:
+    """httpx's errors as the socket client raises them (`UpstreamTimeout`, `UpstreamError`)."""
+    try:
+        yield
+    except httpx.TimeoutException as exc:
+        raise UpstreamTimeout(str(exc)) from exc
+    except httpx.HTTPError as exc:
+        raise UpstreamError(type(exc).__name__, str(exc)) from exc
 
 
 class HttpxResponse:
@@ -41,24 +53,18 @@ class HttpxResponse:
         try:
             if not isinstance(stream, httpx.AsyncByteStream):
                 raise UpstreamError("StreamError", "the transport answered with a sync stream")
-            async for chunk in stream:
-                parts.append(chunk)
-        except httpx.TimeoutException as exc:
-            raise UpstreamTimeout(str(exc)) from exc
-        except httpx.HTTPError as exc:
-            raise UpstreamError(type(exc).__name__, str(exc)) from exc
+            with _upstream_errors():
+                async for chunk in stream:
+                    parts.append(chunk)
         finally:
             await self._response.aclose()
         return b"".join(parts)
 
     async def chunks(self) -> AsyncIterator[bytes]:
         try:
-            async for chunk in self._response.aiter_raw():
-                yield chunk
-        except httpx.TimeoutException as exc:
-            raise UpstreamTimeout(str(exc)) from exc
-        except httpx.HTTPError as exc:
-            raise UpstreamError(type(exc).__name__, str(exc)) from exc
+            with _upstream_errors():
+                async for chunk in self._response.aiter_raw():
+                    yield chunk
         finally:
             await self._response.aclose()
 
@@ -107,7 +113,7 @@ class HttpxUpstreamClient:
         else:
             head.append((b"transfer-encoding", b"chunked"))
             stream = _Streamed(body)
-        try:
+        with _upstream_errors():
             request = httpx.Request(
                 method,
                 _url(self.base, target),
@@ -116,10 +122,6 @@ class HttpxUpstreamClient:
                 extensions=self._extensions,
             )
             response = await self.transport.handle_async_request(request)
-        except httpx.TimeoutException as exc:
-            raise UpstreamTimeout(str(exc)) from exc
-        except httpx.HTTPError as exc:
-            raise UpstreamError(type(exc).__name__, str(exc)) from exc
         response.request = request
         return HttpxResponse(response)
 

@@ -106,15 +106,15 @@ def _slices(seed: int, delay_ms: float = 0.0) -> tuple[Slice, ...]:
     )
 
 
-def test_each_configuration_gets_its_cost_per_kind_read_against_the_noise_floor() -> None:
-    def config(name: str, seed: int, delay_ms: float = 0.0) -> ConfigResult:
-        totals = summarize(measured(2.0, False))
-        return ConfigResult(
-            name, configuration(name).controls, totals, slices=_slices(seed, delay_ms)
-        )
+def _config(name: str, seed: int, delay_ms: float = 0.0) -> ConfigResult:
+    """A configuration whose reads take ~2 ms (+ `delay_ms`), in 4 rounds."""
+    totals = summarize(measured(2.0, False))
+    return ConfigResult(name, configuration(name).controls, totals, slices=_slices(seed, delay_ms))
 
+
+def test_each_configuration_gets_its_cost_per_kind_read_against_the_noise_floor() -> None:
     run = result()
-    run.configs = [config("off", 1), config("off-2", 2), config("all", 3, delay_ms=2.0)]
+    run.configs = [_config("off", 1), _config("off-2", 2), _config("all", 3, delay_ms=2.0)]
     document = json.loads(json.dumps(run.to_dict()))
     floor = document["noise_floor"]["read"]
     assert floor["added_p50_ms"]["low"] <= 0 <= floor["added_p50_ms"]["high"]
@@ -129,18 +129,12 @@ def test_each_configuration_gets_its_cost_per_kind_read_against_the_noise_floor(
 
 
 def test_with_direct_every_gateway_gets_its_whole_cost_against_hapi_itself() -> None:
-    def config(name: str, seed: int, delay_ms: float = 0.0) -> ConfigResult:
-        totals = summarize(measured(2.0, False))
-        return ConfigResult(
-            name, configuration(name).controls, totals, slices=_slices(seed, delay_ms)
-        )
-
     run = result()
     run.configs = [
-        config("off", 1, delay_ms=1.0),
-        config("off-2", 2, delay_ms=1.0),
-        config("all", 3, delay_ms=3.0),
-        config("direct", 4),
+        _config("off", 1, delay_ms=1.0),
+        _config("off-2", 2, delay_ms=1.0),
+        _config("all", 3, delay_ms=3.0),
+        _config("direct", 4),
     ]
     document = json.loads(json.dumps(run.to_dict()))
     off, twin, everything, direct = document["configs"]
@@ -159,13 +153,9 @@ def test_without_direct_no_configuration_is_compared_with_hapi_itself() -> None:
 
 
 def test_with_the_requests_interleaved_no_throughput_ratio_is_reported() -> None:
-    def config(name: str, seed: int) -> ConfigResult:
-        totals = summarize(measured(2.0, False))
-        return ConfigResult(name, configuration(name).controls, totals, slices=_slices(seed))
-
     run = result()
     run.interleave = "requests"
-    run.configs = [config("off", 1), config("off-2", 2), config("all", 3)]
+    run.configs = [_config("off", 1), _config("off-2", 2), _config("all", 3)]
     document = run.to_dict()
     assert document["interleave"] == "requests"
     assert document["noise_floor"]["read"]["rps_ratio"] is None
