@@ -180,8 +180,14 @@ class LoadResult:
                 "baseline": OFF,
                 "noise_floor": AA,
                 "direct": DIRECT,
-                "interval": f"{cost.CONFIDENCE:.0%}, two-stage bootstrap (rounds, then requests "
-                f"within each round's slice), {cost.RESAMPLES} resamples, seed 0",
+                "interval": f"{cost.CONFIDENCE:.0%}, bootstrap of the cells (one request name in "
+                "one round) "
+                + (
+                    "drawing the requests within each cell"
+                    if interleaved
+                    else "drawing the rounds, then the requests within each cell"
+                )
+                + f", {cost.RESAMPLES} resamples, seed 0",
             },
             "noise_floor": {
                 kind: {**c.to_dict(), **({"rps_ratio": None} if interleaved else {})}

@@ -158,6 +158,7 @@ def test_with_the_requests_interleaved_no_throughput_ratio_is_reported() -> None
     run.configs = [_config("off", 1), _config("off-2", 2), _config("all", 3)]
     document = run.to_dict()
     assert document["interleave"] == "requests"
+    assert "drawing the requests within each cell" in document["cost_method"]["interval"]
     assert document["noise_floor"]["read"]["rps_ratio"] is None
     for each in document["configs"][1:]:
         (read,) = each["cost_vs_off"]
