@@ -49,16 +49,10 @@ from gateway.controls import Mode
 from gateway.policy import RUNTIME_CONTROLS
 from gateway.upstream_client import UpstreamClient
 from labcore.config import load_config
-from seed.lab import read_seed_record
-from seed.users import DEMO_PASSWORD
-from simulator.authserver.apply import apply_profiles
-from simulator.smart.auth import PublicClient
-from simulator.smart.client import SmartClient
-from simulator.smart.discovery import discover_issuer
+from labcore.errors import LabError
+from simulator.load.saturation import patient_token
 from simulator.stack.extra_gateway import extra_gateway, modes_all
 
-CLIENT = "triage-chatbot"
-SCOPE = "openid launch/patient patient/Patient.rs patient/Observation.rs"
 DIRECT = "direct HAPI"
 SLOW_SERVER = ("--loop", "asyncio", "--http", "h11")  # uvicorn without uvloop/httptools
 
@@ -241,13 +235,10 @@ def main() -> None:
             raise SystemExit(f"unknown configuration(s) {unknown}; known: {sorted(configs)}")
         configs = {name: configs[name] for name in configs if name in args.only}
     cfg = load_config()
-    if read_seed_record(cfg) is None:
-        raise SystemExit("the lab is not seeded: run `fhirlab seed` first")
-    apply_profiles(cfg, [CLIENT])
-    patient = "pat-a-000000"
-    server = discover_issuer(cfg.issuer("tenant-a"))
-    with SmartClient(server, PublicClient(CLIENT), "http://localhost:9999/callback") as client:
-        token = client.authorization_code(patient, DEMO_PASSWORD, SCOPE).access_token
+    try:
+        token, patient = patient_token(cfg)
+    except LabError as exc:
+        raise SystemExit(f"error: {exc}") from None
     runs = {name: (name, None) for name in configs}  # run name -> (configuration, source)
     if args.before is not None:
         runs = {
