@@ -125,7 +125,7 @@ def run_worker(
     runner = env.create_worker_runner("127.0.0.1", int(spec.master_port or 0))
     runner.register_message(
         SLICE_MESSAGE,
-        lambda msg, **_: control.begin_all([(int(i), str(h)) for i, h in msg.data["choices"]]),
+        lambda msg, **_: control.begin([(int(i), str(h)) for i, h in msg.data["choices"]]),
     )
     runner.register_message(PAUSE_MESSAGE, lambda **_: control.pause())
     runner.greenlet.join()
@@ -253,7 +253,7 @@ def run_slices(
         if isinstance(runner, MasterRunner):
             runner.send_message(SLICE_MESSAGE, {"choices": choices})
         else:
-            control.begin_all([(i, host) for i, host in choices])
+            control.begin([(i, host) for i, host in choices])
         stop.wait(timeout=seconds)
         if isinstance(runner, MasterRunner):
             runner.send_message(PAUSE_MESSAGE)

@@ -48,9 +48,9 @@ class TokenError(Exception):
 
 
 class SliceControl:
-    """Where the users send and whether they may: `begin` a slice (its index and its gateway's
-    FHIR base), or several at once (each request to one of them drawn at random), `pause` at
-    its end; `inflight` counts the requests not yet answered."""
+    """Where the users send and whether they may: `begin` one slice or several at once (their
+    indices and gateways' FHIR bases; each request goes to one of them drawn at random), `pause`
+    at the end; `inflight` counts the requests not yet answered."""
 
     def __init__(self, host: str) -> None:
         self.go = Event()
@@ -60,10 +60,7 @@ class SliceControl:
         self.inflight = 0
         self.rng = random.Random()
 
-    def begin(self, index: int, host: str) -> None:
-        self.begin_all([(index, host)])
-
-    def begin_all(self, choices: Sequence[tuple[int, str]]) -> None:
+    def begin(self, choices: Sequence[tuple[int, str]]) -> None:
         """Run these slices together: every request goes to one of them, drawn at random."""
         self.choices = tuple((index, host.rstrip("/")) for index, host in choices)
         self.index, self.host = self.choices[0]
