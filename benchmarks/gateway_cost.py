@@ -2,7 +2,7 @@
 each control alone and all controls, side by side in one run.
 
     .venv/bin/python benchmarks/gateway_cost.py [--seconds 10] [--rounds 5] [--concurrency 8]
-        [--only "proxy only" --only "all controls"] [--before DIR]
+        [--only "proxy only" --only "all controls"] [--before DIR] [--peer [--peer-warmup 15]]
 
 Needs the running lab (`fhirlab up`, seeded: `fhirlab seed`). Starts one extra gateway process per
 configuration (`simulator/stack/extra_gateway.py`: free port, same HAPI, same Keycloak), drives
@@ -21,10 +21,20 @@ in the gap between the two kinds and is the least stable figure.
 each configuration once more as "before: <name>", its gateway running DIR's code, in the same
 interleaved rounds: a before/after comparison under the same load.
 
+`--peer` adds the peer gateway google/fhir-gateway (0.3.2, its published server library with its
+patient access checker, started by `benchmarks/peer_gateway.py`, whose docstring says what it
+runs and how it reads the lab's tokens) as one more configuration, "google/fhir-gateway": same
+requests, same token, same rounds, its CPU per request read from its JVM process (JIT compiler
+and garbage collector threads included). A JVM compiles its hot code during the first thousands
+of requests, so the peer is first driven unmeasured for `--peer-warmup` seconds (seen here at one
+client: about 13 ms of CPU per read over its first thousand reads, 5 ms over the second, 3.5-4 ms
+from the fourth on). 0.3.2 also opens a new HTTP client, and connection, to HAPI per request.
+
 While one configuration is driven, every other gateway process is paused (SIGSTOP, resumed
 after): an idle uvicorn process still wakes ten times a second, and with a dozen of them on two
 cores those wake-ups showed in the figures of the one under test (`--keep-idle-running` leaves
-them running).
+them running). The peer's JVM is paused alike: a stopped JVM resumes where it left off, and 0.3.2
+keeps no pooled connection to HAPI that a pause could leave stale.
 """
 
 from __future__ import annotations
@@ -33,17 +43,19 @@ import argparse
 import asyncio
 import contextlib
 import os
+import subprocess
 import sys
 import tempfile
 import time
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import ExitStack, asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import ExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import psutil
+from peer_gateway import PEER, peer_gateway  # beside this script in benchmarks/
 
 from gateway.controls import Mode
 from gateway.policy import RUNTIME_CONTROLS
@@ -51,9 +63,10 @@ from gateway.upstream_client import UpstreamClient
 from labcore.config import load_config
 from labcore.errors import LabError
 from simulator.load.saturation import patient_token
-from simulator.stack.extra_gateway import extra_gateway, modes_all
+from simulator.stack.extra_gateway import extra_gateway, free_port, modes_all
 
 DIRECT = "direct HAPI"
+FLOOR = "server alone"
 SLOW_SERVER = ("--loop", "asyncio", "--http", "h11")  # uvicorn without uvloop/httptools
 
 
@@ -68,6 +81,7 @@ class Result:
     seconds: float
     cpu_s: float = 0.0  # the gateway process's CPU time while it was driven
     by_kind: dict[str, list[float]] = field(default_factory=lambda: {k: [] for k in KINDS})
+    rounds: list[tuple[float, float]] = field(default_factory=list)  # (req/s, CPU µs) per round
 
     @property
     def rate(self) -> float:
@@ -114,8 +128,15 @@ async def drive(
     concurrency: int,
     proc: psutil.Process | None = None,
     client: str = "light",
+    mix: tuple[str, ...] = KINDS,
+    count: int = 10,
 ) -> Result:
-    paths = [f"/Patient/{patient}", f"/Observation?subject=Patient/{patient}&_count=10"]
+    every = {
+        "read": f"/Patient/{patient}",
+        "search": f"/Observation?subject=Patient/{patient}&_count={count}",
+    }
+    kinds = list(mix)
+    paths = [every[kind] for kind in kinds]
     latencies: list[float] = []
     by_kind: dict[str, list[float]] = {k: [] for k in KINDS}
     errors = 0
@@ -134,7 +155,7 @@ async def drive(
                 if status == 200:
                     ms = (time.perf_counter() - t0) * 1000
                     latencies.append(ms)
-                    by_kind[KINDS[i % len(paths)]].append(ms)
+                    by_kind[kinds[i % len(paths)]].append(ms)
                 else:
                     errors += 1
                 i += 1
@@ -185,6 +206,39 @@ async def _client(
         await light.aclose()
 
 
+@contextmanager
+def fixed_answer_server(host: str, log: Path) -> Iterator[tuple[str, psutil.Process]]:
+    """The server's floor (`benchmarks/fixed_answer.py`): uvicorn with the gateway's event loop
+    and HTTP parser answering every request with one stored Patient. (base URL, process)."""
+    port = free_port(host)
+    cmd = [sys.executable, "-m", "uvicorn", "--app-dir", str(Path(__file__).parent)]
+    cmd += ["fixed_answer:app", "--host", host, "--port", str(port), "--no-access-log"]
+    cmd += ["--loop", "uvloop", "--http", "httptools", "--log-level", "warning"]
+    with log.open("ab") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+    base = f"http://{host}:{port}/fhir"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"error: the fixed-answer server did not start; see {log}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(base + "/metadata", timeout=1).status_code == 200:
+                    break
+            time.sleep(0.1)
+        yield base, psutil.Process(proc.pid)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def _spread(values: list[float]) -> str:
+    return f"{min(values):.0f}–{max(values):.0f}" if values else "—"
+
+
 def _suspend(procs: list[psutil.Process]) -> None:
     for proc in procs:
         proc.suspend()
@@ -215,10 +269,31 @@ def main() -> None:
         help="the load generator's HTTP client (light: asyncio + httptools, the least CPU)",
     )
     parser.add_argument(
+        "--mix",
+        choices=["both", *KINDS],
+        default="both",
+        help="the requests: a Patient read and an Observation search in turn, or one of them",
+    )
+    parser.add_argument("--count", type=int, default=10, help="results per search (_count)")
+    parser.add_argument(
         "--only", action="append", help="run only this configuration (repeatable; direct always)"
     )
     parser.add_argument(
         "--before", type=Path, help="also run each configuration from this earlier checkout"
+    )
+    parser.add_argument(
+        "--peer", action="store_true", help=f"also run the peer gateway {PEER} (Java, Maven)"
+    )
+    parser.add_argument(
+        "--peer-warmup",
+        type=float,
+        default=15.0,
+        help="seconds of unmeasured load on the peer before the rounds (its JIT compiles)",
+    )
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help=f"also run {FLOOR!r}: the same server answering a stored Patient (no upstream)",
     )
     parser.add_argument(
         "--keep-idle-running",
@@ -226,6 +301,7 @@ def main() -> None:
         help="leave the gateways not under test running (by default they are paused)",
     )
     args = parser.parse_args()
+    mix = KINDS if args.mix == "both" else (args.mix,)
     if args.before is not None and not (args.before / "gateway" / "app.py").is_file():
         raise SystemExit(f"--before {args.before}: not a checkout of this project (no gateway/)")
     configs = configurations()
@@ -245,12 +321,16 @@ def main() -> None:
             **{f"before: {name}": (name, args.before) for name in configs},
             **runs,
         }
-    names = [DIRECT, *runs]
+    names = [DIRECT, *([FLOOR] if args.floor else []), *runs, *([PEER] if args.peer else [])]
     results = {name: Result(name, [], 0, 0.0) for name in names}
     slice_s = args.seconds / args.rounds
     with tempfile.TemporaryDirectory(prefix="fhirlab-gwcost-") as tmp, ExitStack() as stack:
         bases = {DIRECT: cfg.hapi_base_url}
         procs: dict[str, psutil.Process | None] = {DIRECT: None}
+        if args.floor:
+            bases[FLOOR], procs[FLOOR] = stack.enter_context(
+                fixed_answer_server(cfg.host, Path(tmp) / "fixed-answer.log")
+            )
         for index, (name, (config, source)) in enumerate(runs.items()):
             modes, extra = configs[config]
             gateway = stack.enter_context(
@@ -266,6 +346,29 @@ def main() -> None:
             )
             bases[name] = gateway.base_url
             procs[name] = psutil.Process(gateway.process.pid)
+        if args.peer:
+            try:
+                peer = stack.enter_context(peer_gateway(cfg, Path(tmp) / "peer"))
+            except LabError as exc:
+                raise SystemExit(f"error: {exc}") from None
+            bases[PEER] = peer.base_url
+            procs[PEER] = psutil.Process(peer.process.pid)
+            # unmeasured: the JVM's JIT compiles the request path (see the module's docstring)
+            print(f"  warming up {PEER} for {args.peer_warmup:g} s", file=sys.stderr)
+            asyncio.run(
+                drive(
+                    PEER,
+                    peer.base_url,
+                    token,
+                    patient,
+                    args.peer_warmup,
+                    args.concurrency,
+                    None,
+                    args.client,
+                    mix,
+                    args.count,
+                )
+            )
         gateways = [p for p in procs.values() if p is not None]
         if not args.keep_idle_running:
             stack.callback(_resume, gateways)  # also on Ctrl-C, so the gateways can stop
@@ -287,6 +390,8 @@ def main() -> None:
                         args.concurrency,
                         procs[name],
                         args.client,
+                        mix,
+                        args.count,
                     )
                 )
                 total = results[name]
@@ -294,6 +399,7 @@ def main() -> None:
                 total.errors += part.errors
                 total.seconds += part.seconds
                 total.cpu_s += part.cpu_s
+                total.rounds.append((part.rate, part.cpu_us))
                 for kind in KINDS:
                     total.by_kind[kind].extend(part.by_kind[kind])
             print(f"  round {round_no + 1}/{args.rounds} done", file=sys.stderr)
@@ -301,7 +407,7 @@ def main() -> None:
     print(
         f"\n{args.concurrency} concurrent clients, {args.seconds:.0f} s per configuration in "
         f"{args.rounds} interleaved rounds, load average {os.getloadavg()[0]:.1f}; "
-        f"mix: Patient read + Observation search; client: {args.client}"
+        f"mix: {' + '.join(mix)} (searches of {args.count}); client: {args.client}"
     )
     print(
         f"{'configuration':<26}{'req/s':>9}{'ratio':>8}{'p50 ms':>9}{'p99 ms':>9}"
@@ -318,11 +424,11 @@ def main() -> None:
     # sits in the gap between the two and jumps with small shifts: the added latency is read per
     # kind of request, and summarised as the mean of the kinds' added medians.
     print("\nadded latency per kind of request (ms; the mix's median sits between the two kinds)")
-    header = "".join(f"{k + ' p50':>12}{'+p50':>8}{'+p99':>8}" for k in KINDS)
+    header = "".join(f"{k + ' p50':>12}{'+p50':>8}{'+p99':>8}" for k in mix)
     print(f"{'configuration':<26}{header}{'mean +p50':>11}")
     for r in results.values():
         cells, added = "", []
-        for kind in KINDS:
+        for kind in mix:
             plus = r.kind_pct(kind, 0.5) - direct.kind_pct(kind, 0.5)
             added.append(plus)
             cells += (
@@ -330,6 +436,27 @@ def main() -> None:
                 f"{r.kind_pct(kind, 0.99) - direct.kind_pct(kind, 0.99):8.2f}"
             )
         print(f"{r.name:<26}{cells}{sum(added) / len(added):11.2f}")
+    _print_round_spread(results, direct, results.get(PEER))
+
+
+def _print_round_spread(results: dict[str, Result], direct: Result, peer: Result | None) -> None:
+    """Each figure once per round (min–max over the rounds): the run's own spread. A round's
+    throughput ratio divides by the same round's direct HAPI (and peer) figure."""
+    print("\nper round, min–max over the rounds")
+    peer_col = f"{'× peer':>14}" if peer is not None else ""
+    print(f"{'configuration':<26}{'cpu µs':>14}{'ratio to direct':>18}{peer_col}")
+    for r in results.values():
+        cpu = _spread([c for _, c in r.rounds]) if r.name != DIRECT else "—"
+        ratios = [rate / d for (rate, _), (d, _) in zip(r.rounds, direct.rounds, strict=True)]
+        line = f"{r.name:<26}{cpu:>14}{_ratio_spread(ratios):>18}"
+        if peer is not None:
+            vs = [rate / q for (rate, _), (q, _) in zip(r.rounds, peer.rounds, strict=True)]
+            line += f"{_ratio_spread(vs):>14}"
+        print(line)
+
+
+def _ratio_spread(values: list[float]) -> str:
+    return f"{min(values):.2f}–{max(values):.2f}" if values else "—"
 
 
 if __name__ == "__main__":
