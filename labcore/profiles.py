@@ -2,7 +2,8 @@
 
 A profile says everything the authorization server decides about a client: its tenant(s), public
 or confidential, how it authenticates, which grants and scopes it may have, its token lifetime and
-refresh/offline policy. `fhirlab clients apply` provisions profiles into Keycloak; scenarios refer
+refresh/offline policy, and the issuance rules Keycloak applies when it issues a token
+(`labcore/issuance.py`). `fhirlab clients apply` provisions profiles into Keycloak; scenarios refer
 to them by `client_id`. Secrets in profiles are demo-only.
 """
 
@@ -15,6 +16,7 @@ from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from labcore.issuance import IssuancePolicy
 from labcore.scopes import SPECIAL_SCOPES, ScopeError, parse_scope
 from labcore.yamlfile import DocumentError, load_model
 
@@ -65,6 +67,11 @@ class ClientProfile(BaseModel):
         default=(),
         description="resource types the vendor declared it needs: the gateway's out_of_profile "
         "detector alerts outside them (default: the types its scopes name)",
+    )
+    issuance: IssuancePolicy | None = Field(
+        default=None,
+        description="the SMART issuance policy Keycloak applies to this client's tokens "
+        "(labcore/issuance.py); absent: Keycloak issues what the registration allows",
     )
 
     @property
