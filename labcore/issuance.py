@@ -94,7 +94,7 @@ def scope_fate(scope: str, policy: IssuancePolicy, declared: Iterable[str]) -> S
     ends the chain, a monitored one is recorded and the scope goes on unchanged."""
     if scope in SPECIAL_SCOPES or not _is_resource_scope(scope):
         if scope == "offline_access":
-            reason = "offline_access is not issued to this client"
+            reason = "offline_access is not issued to this client (no refresh token)"
             return _chain(scope, [("C03", (), reason)], policy)
         return ScopeFate(scope, (scope,), ())
     parsed = parse_scope(scope)

@@ -16,6 +16,7 @@ from typing import Any
 from labcore.keycloak_admin import KeycloakAdmin
 from labcore.profiles import Authenticator, ClientProfile
 from simulator.authserver.catalogue import client_scope
+from simulator.authserver.issuance import effective_issuance, sync_issuance_mapper
 from simulator.authserver.realm import AUDIENCE_SCOPE
 
 # Keycloak's own scopes every lab client gets: `basic` carries `sub` and `auth_time`.
@@ -85,6 +86,7 @@ class Applied:
     client_id: str
     action: str  # created | updated
     scopes_created: tuple[str, ...]
+    issuance: str = ""  # the issuance mapper: added | updated | removed | "" (unchanged)
 
 
 def _sync_scopes(
@@ -131,7 +133,8 @@ def apply_profile(
         action = "updated"
     _sync_scopes(admin, realm, uuid, "default", default, ids)
     _sync_scopes(admin, realm, uuid, "optional", optional, ids)
-    return Applied(realm, profile.client_id, action, tuple(created_scopes))
+    issuance = sync_issuance_mapper(admin, realm, uuid, profile, profile.issuance)
+    return Applied(realm, profile.client_id, action, tuple(created_scopes), issuance)
 
 
 def effective_client(admin: KeycloakAdmin, realm: str, client_id: str) -> dict[str, Any] | None:
@@ -170,4 +173,5 @@ def effective_client(admin: KeycloakAdmin, realm: str, client_id: str) -> dict[s
         "offline_access": "offline_access" in default + optional,
         "pkce": attrs.get("pkce.code.challenge.method", ""),
         "redirect_uris": rep.get("redirectUris", []),
+        "issuance": effective_issuance(admin, realm, uuid),
     }

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -24,6 +24,8 @@ def apply(client_ids: ClientIds = None) -> None:
     applied = apply_profiles(cfg, client_ids or ())
     for a in applied:
         extra = f" (new scopes: {', '.join(a.scopes_created)})" if a.scopes_created else ""
+        if a.issuance:
+            extra += f" (issuance policy {a.issuance})"
         err.print(f"{a.action:<8} {a.client_id} in {a.tenant}{extra}")
 
 
@@ -39,11 +41,12 @@ def show(
         out.print_json(json.dumps(shown))
         return
     table = Table(title="clients as Keycloak holds them", title_justify="left", show_lines=True)
-    for column in ("tenant", "client", "class", "type", "grants", "token s", "scopes"):
+    for column in ("tenant", "client", "class", "type", "grants", "token s", "scopes", "issuance"):
         table.add_column(column)
     for c in shown:
         if "public" not in c:
-            table.add_row(c["tenant"], c["client_id"], "[red]not provisioned[/]", "", "", "", "")
+            missing = "[red]not provisioned[/]"
+            table.add_row(c["tenant"], c["client_id"], missing, *[""] * 5)
             continue
         kind = "public" if c["public"] else f"confidential ({c['authenticator']})"
         scopes = (
@@ -57,5 +60,23 @@ def show(
             "\n".join(c["grant_types"]),
             str(c["access_token_lifetime_s"]),
             scopes,
+            _issuance(c.get("issuance")),
         )
     out.print(table)
+
+
+def _issuance(rules: dict[str, Any] | None) -> str:
+    """The issuance policy Keycloak applies to the client, one line per rule that is not off."""
+    if not rules:
+        return "[dim]none[/]"
+    modes: dict[str, str] = {}
+    for fate in rules.get("scopes", {}).values():
+        for decision in fate.get("decisions", []):
+            modes.setdefault(decision["control"], decision["mode"])
+    for control, key in (("C02", "lifetime"), ("C03", "offline"), ("C04", "service_account")):
+        mode = rules[key]["mode"] if key == "lifetime" else rules.get(key, "off")
+        if mode != "off":
+            modes.setdefault(control, mode)
+    if rules.get("down_scope", "off") != "off":
+        modes["C11"] = rules["down_scope"]
+    return "\n".join(f"{c} {m}" for c, m in sorted(modes.items())) or "[dim]all off[/]"
