@@ -40,6 +40,13 @@ def select_profiles(cfg: LabConfig, client_ids: Iterable[str] = ()) -> list[Clie
     return [profiles[c] for c in wanted] if wanted else list(profiles.values())
 
 
+def jwks_for(cfg: LabConfig, profile: ClientProfile, tenant: str) -> dict[str, Any] | None:
+    """The public JWKS a private-key-jwt client registers (its key generated on first use)."""
+    if profile.authenticator is not Authenticator.PRIVATE_KEY_JWT:
+        return None
+    return public_jwks(client_key(cfg.home, tenant, profile.client_id))
+
+
 def apply_profiles(cfg: LabConfig, client_ids: Iterable[str] = ()) -> list[Applied]:
     profiles = select_profiles(cfg, client_ids)
     provision_tenants(cfg)
@@ -47,9 +54,7 @@ def apply_profiles(cfg: LabConfig, client_ids: Iterable[str] = ()) -> list[Appli
     with KeycloakAdmin(cfg.keycloak_url, cfg.admin_user, cfg.admin_password) as admin:
         for profile in profiles:
             for tenant in profile.tenants:
-                jwks = None
-                if profile.authenticator is Authenticator.PRIVATE_KEY_JWT:
-                    jwks = public_jwks(client_key(cfg.home, tenant, profile.client_id))
+                jwks = jwks_for(cfg, profile, tenant)
                 applied.append(apply_profile(admin, profile, tenant, jwks))
     return applied
 

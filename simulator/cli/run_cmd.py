@@ -11,7 +11,15 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from gateway.policy import POLICY_FILE, load_policy
 from labcore.config import LabConfig, load_config
+from simulator.authserver.placement import (
+    SHARED_CONTROLS,
+    Placement,
+    gateway_modes,
+    parse_placement,
+    placed,
+)
 from simulator.cli.console import err, out
 from simulator.replay import ScenarioRun
 from simulator.replay.library import (
@@ -88,22 +96,37 @@ def replay_with_baseline(
     *,
     baseline: bool = True,
     controls: str | None = None,
+    enforce_at: Placement = Placement.GATEWAY,
 ) -> tuple[LibraryReplay, LibraryReplay | None, Population]:
-    """The scenarios against the lab's gateway (or, with `controls`, an extra gateway with those
-    modes over the lab's policy), then against a controls-off gateway."""
+    """The scenarios against the lab's gateway (or, with `controls` or a placement that
+    switches its controls, an extra gateway with those modes over the lab's policy), with
+    Keycloak's issuance policy as `enforce_at` places it; then against a controls-off gateway
+    (and Keycloak as the profiles ship)."""
 
     def say(message: str) -> None:
         err.print(escape(message))
 
     chosen, population = prepare(cfg, names, library)
-    if controls is None:
-        target, reported = lab_gateway(cfg)
-        judged = replay_against(cfg, chosen, population, target, reported, say)
-    else:
-        directory = run_dir / "gateway-controls"
-        modes = parse_controls(controls)
-        with extra_gateway_target(cfg, "controls-set", directory, modes) as (target, reported):
+    modes = gateway_modes(enforce_at)
+    if controls is not None:  # the user's switches over the placement's
+        modes = {**(modes or {}), **parse_controls(controls)}
+    policy = load_policy(cfg.gateway_policy or POLICY_FILE)
+    with placed(cfg, enforce_at, policy) as issuance_clients:
+        if issuance_clients:
+            say(f"issuance policy on in Keycloak for {len(issuance_clients)} clients")
+        if modes is None:
+            target, reported = lab_gateway(cfg)
             judged = replay_against(cfg, chosen, population, target, reported, say)
+        else:
+            directory = run_dir / "gateway-controls"
+            with extra_gateway_target(cfg, "controls-set", directory, modes) as (target, reported):
+                judged = replay_against(cfg, chosen, population, target, reported, say)
+    judged.enforce_at, judged.issuance_clients = enforce_at.value, issuance_clients
+    if enforce_at is not Placement.GATEWAY:
+        # the scenarios' expectations on C01-C05 describe the lab as shipped (the gateway
+        # enforcing): under another placement the verdicts are the result, not a failure
+        for run in judged.runs:
+            run.expectations = [e for e in run.expectations if e.control not in SHARED_CONTROLS]
     off = None
     if baseline:
         off = replay_baseline(cfg, chosen, population, run_dir / "gateway-baseline", say)
@@ -133,6 +156,14 @@ def run(
         bool,
         typer.Option(help="also replay with every control off, for the blast radius on vs off"),
     ] = True,
+    enforce_at: Annotated[
+        str,
+        typer.Option(
+            "--enforce-at",
+            help="where C01-C05 are enforced: gateway (as shipped), as (Keycloak's issuance "
+            "policy for the operational AI clients, the gateway's C01-C05 off) or both",
+        ),
+    ] = "gateway",
 ) -> None:
     """Replay scenarios once against the running, seeded lab and check their expectations.
 
@@ -141,8 +172,15 @@ def run(
     cfg = load_config()
     started = time.time()
     folder = ResultsDirectory.new(results, started, None if cfg.external else cfg.audit_dir)
+    placement = parse_placement(enforce_at)
     judged, off, population = replay_with_baseline(
-        cfg, folder.path, scenarios, library, baseline=baseline, controls=controls
+        cfg,
+        folder.path,
+        scenarios,
+        library,
+        baseline=baseline,
+        controls=controls,
+        enforce_at=placement,
     )
     out.print(replay_table(judged.runs))
     out.print(blast_table(blast_radius(judged.runs, off.runs if off else None)))

@@ -21,6 +21,7 @@ from simulator.replay.model import ScenarioRun, SessionEndResult
 from simulator.replay.target import GatewayTarget, lab_target
 from simulator.replay.verdict import (
     AuditEvidence,
+    IssuedFacts,
     ProfileFacts,
     Thresholds,
     caught,
@@ -201,6 +202,7 @@ def replay(
         my_patient=patient,
         unsent_probes=unsent,
         anomalous=anomalous,
+        issued=_issued(creds.token, tuple(scenario.scopes)),
     )
     run.verdicts = {c: v for c, (v, _) in verdicts.items()}
     run.evidence = {c: e for c, (_, e) in verdicts.items()}
@@ -235,6 +237,13 @@ def _cached_window(end: SessionEndResult) -> float:
     if end.replay_accepted_at_once and not end.replay_accepted:
         return float(end.replay_delay_s or 0.0)
     return 0.0
+
+
+def _issued(token: Token | None, requested: tuple[str, ...]) -> IssuedFacts | None:
+    if token is None:
+        return None
+    granted = tuple(token.scope.split())
+    return IssuedFacts(requested, granted, int(token.lifetime_s or 0), token.is_offline)
 
 
 def _token_facts(token: Token) -> dict[str, Any]:

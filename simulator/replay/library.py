@@ -42,6 +42,10 @@ class LibraryReplay:
     target: str
     controls: dict[str, str]
     runs: list[ScenarioRun] = field(default_factory=list)
+    # where C01-C05 were enforced (simulator/authserver/placement.py); the clients whose
+    # issuance policy the placement switched on in Keycloak
+    enforce_at: str = "gateway"
+    issuance_clients: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -51,6 +55,8 @@ class LibraryReplay:
         return {
             "gateway": self.target,
             "controls": dict(sorted(self.controls.items())),
+            "enforce_at": self.enforce_at,
+            "issuance_clients": list(self.issuance_clients),
             "runs": [r.to_dict() for r in self.runs],
         }
 

@@ -41,6 +41,17 @@ class ProfileFacts:
 
 
 @dataclass(frozen=True, slots=True)
+class IssuedFacts:
+    """What the authorization server actually issued this run (the first token): an issuance
+    policy (`labcore/issuance.py`) may grant less than the registration allows."""
+
+    requested: tuple[str, ...]  # the scopes the run asked for
+    scopes: tuple[str, ...]  # the scopes granted
+    lifetime_s: int
+    offline: bool  # an offline refresh token came with it
+
+
+@dataclass(frozen=True, slots=True)
 class Thresholds:
     """What the policy demands of a client's registration (`client_policy` in the policy)."""
 
@@ -63,49 +74,87 @@ class AuditEvidence:
     alerts: tuple[str, ...] = ()  # detectors that raised an alert on the client during the run
 
 
-def audit(facts: ProfileFacts, thresholds: Thresholds) -> dict[str, tuple[str, str]]:
-    """Control → (verdict, evidence) from the registration alone."""
+def audit(
+    facts: ProfileFacts, thresholds: Thresholds, issued: IssuedFacts | None = None
+) -> dict[str, tuple[str, str]]:
+    """Control → (verdict, evidence) from the registration and, where the authorization server
+    issued less than the registration allows (`issued`), from what it issued: a registration
+    that breaks C01–C05 holds when the issued token does not (the AS enforced it)."""
     found: dict[str, tuple[str, str]] = {}
     scopes = parse_scopes(" ".join(facts.scopes))
     wide = [s.raw for s in scopes.resource_scopes if s.context in ("system", "user")]
     system = [s.raw for s in scopes.resource_scopes if s.context == "system"]
     wildcards = [s.raw for s in scopes.wildcard_scopes]
     ai = facts.client_class in thresholds.operational_classes
+    granted = parse_scopes(" ".join(issued.scopes)) if issued is not None else None
+    asked = parse_scopes(" ".join(issued.requested)) if issued is not None else None
 
     def put(control: str, bad: bool, why_bad: str, why_ok: str) -> None:
         found[control] = (VIOLATED, why_bad) if bad else (HELD, why_ok)
 
-    put(
+    def at_issuance(
+        control: str,
+        registered: bool,
+        asked_for: bool,
+        still: bool,
+        why_bad: str,
+        why_ok: str,
+        how: str,
+    ) -> None:
+        """`registered`: the registration breaks it; `asked_for`: the run asked for what breaks
+        it; `still`: the issued token breaks it too. Only a request the AS narrowed is credited
+        to the AS; what the run did not ask for says nothing of it."""
+        if registered and asked_for and not still:
+            found[control] = (HELD, f"the AS {how} (registered: {why_bad})")
+        else:
+            put(control, registered, why_bad, why_ok)
+
+    at_issuance(
         "C01",
         ai and bool(wide),
+        asked is not None and any(s.context != "patient" for s in asked.resource_scopes),
+        granted is not None and any(s.context != "patient" for s in granted.resource_scopes),
         f"operational AI registered {' '.join(wide)}",
         "patient-level scopes only" if ai else "not an operational AI client",
+        "granted patient-level scopes only",
     )
     lifetime = facts.access_token_lifetime_s
     limit = thresholds.max_lifetime_s
-    put(
+    at_issuance(
         "C02",
         lifetime > limit,
+        issued is not None,
+        issued is not None and issued.lifetime_s > limit,
         f"access token lifetime {lifetime} s > {limit} s",
         f"access token lifetime {lifetime} s",
+        f"issued a {issued.lifetime_s if issued else 0} s token",
     )
-    put(
+    at_issuance(
         "C03",
         ai and "offline_access" in facts.scopes,
+        issued is not None and "offline_access" in issued.requested,
+        issued is not None and (issued.offline or "offline_access" in issued.scopes),
         "offline_access registered for an operational AI",
         "no offline_access for operational AI",
+        "withheld offline access",
     )
-    put(
+    at_issuance(
         "C04",
         ai and bool(system),
+        asked is not None and any(s.context == "system" for s in asked.resource_scopes),
+        granted is not None and any(s.context == "system" for s in granted.resource_scopes),
         f"operational AI can ask {' '.join(system)} (bulk export)",
         "no system scopes for operational AI",
+        "granted no system scope",
     )
-    put(
+    at_issuance(
         "C05",
         ai and bool(wildcards),
+        asked is not None and bool(asked.wildcard_scopes),
+        granted is not None and bool(granted.wildcard_scopes),
         f"wildcard scopes {' '.join(wildcards)}",
         "resource-specific scopes",
+        f"narrowed the wildcards to {' '.join(issued.scopes) if issued else ''}",
     )
     put(
         "C07",
@@ -200,10 +249,11 @@ def judge(
     my_patient: str | None,
     unsent_probes: Iterable[str] = (),
     anomalous: Iterable[str] = (),
+    issued: IssuedFacts | None = None,
 ) -> dict[str, tuple[str, str]]:
     """Control → (verdict, evidence) for the whole run."""
     steps = list(steps)
-    config = audit(facts, thresholds)
+    config = audit(facts, thresholds, issued)
     verdicts: dict[str, tuple[str, str]] = {c: (NA, "not exercised") for c in CONTROL_IDS}
     verdicts.update(config)
     recorded = _c06(trail, list(anomalous)) if trail is not None else None

@@ -23,13 +23,14 @@ from labcore.issuance import ISSUANCE_CONTROLS, IssuancePolicy
 from labcore.keycloak_admin import KeycloakAdmin
 from labcore.profiles import Authenticator, ClientProfile, load_profiles
 from seed.users import DEMO_PASSWORD
+from simulator.authserver.apply import jwks_for
 from simulator.authserver.clients import apply_profile
 from simulator.authserver.issuance import ISSUANCE_MAPPER_TYPE, RULES_KEY
 from simulator.smart.auth import ClientSecret, PrivateKeyJwt, PublicClient
 from simulator.smart.client import SmartClient
 from simulator.smart.discovery import discover_issuer
 from simulator.smart.errors import SmartError
-from simulator.smart.keys import client_key, public_jwks
+from simulator.smart.keys import client_key
 from simulator.smart.tokens import Token
 from simulator.stack.tools import find_maven
 
@@ -45,12 +46,6 @@ def _profile(lab: LabConfig, client_id: str) -> ClientProfile:
     return load_profiles(lab.repo / "keycloak" / "clients")[client_id]
 
 
-def _jwks(lab: LabConfig, profile: ClientProfile) -> dict[str, Any] | None:
-    if profile.authenticator is Authenticator.PRIVATE_KEY_JWT:
-        return public_jwks(client_key(lab.home, TENANT, profile.client_id))
-    return None
-
-
 @contextmanager
 def issuance(
     lab: LabConfig, client_id: str, policy: IssuancePolicy, **changes: Any
@@ -59,12 +54,12 @@ def issuance(
     shipped = _profile(lab, client_id)
     changed = shipped.model_copy(update={"issuance": policy, **changes})
     with KeycloakAdmin(lab.keycloak_url, lab.admin_user, lab.admin_password) as admin:
-        apply_profile(admin, changed, TENANT, _jwks(lab, shipped))
+        apply_profile(admin, changed, TENANT, jwks_for(lab, shipped, TENANT))
     try:
         yield changed
     finally:
         with KeycloakAdmin(lab.keycloak_url, lab.admin_user, lab.admin_password) as admin:
-            apply_profile(admin, shipped, TENANT, _jwks(lab, shipped))
+            apply_profile(admin, shipped, TENANT, jwks_for(lab, shipped, TENANT))
 
 
 def _token(lab: LabConfig, profile: ClientProfile, scope: str) -> Token:

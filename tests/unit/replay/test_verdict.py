@@ -15,6 +15,7 @@ from simulator.replay.verdict import (
     NA,
     VIOLATED,
     AuditEvidence,
+    IssuedFacts,
     ProfileFacts,
     Thresholds,
     audit,
@@ -314,3 +315,39 @@ def test_c09_cached_acceptance_then_refusal_holds() -> None:
         my_patient=ME,
     )
     assert found["C09"][0] == HELD and "11.0 s" in found["C09"][1]
+
+
+# -- what the authorization server issued (an issuance policy may grant less) ------------------
+
+
+def test_a_wildcard_the_as_narrowed_holds_at_issuance_and_the_probes_decide_the_rest() -> None:
+    asked = ("openid", "launch/patient", "patient/*.read")
+    narrowed = IssuedFacts(asked, ("openid", "patient/Patient.rs"), 300, False)
+    found = audit(facts("wildcard-scheduler"), LAB, narrowed)
+    assert found["C05"][0] == HELD
+    assert "the AS narrowed" in found["C05"][1]
+    # nothing checks scopes at the gateway: the probe still got through, so C05 is violated
+    through = verdicts(facts("wildcard-scheduler"), (step(200, ("C05",)),), issued=narrowed)
+    assert through["C05"] == VIOLATED
+
+
+def test_the_registration_decides_when_the_as_issued_what_it_allows() -> None:
+    asked = ("openid", "launch/patient", "patient/*.read")
+    as_registered = IssuedFacts(asked, asked, 300, False)
+    assert audit(facts("wildcard-scheduler"), LAB, as_registered)["C05"][0] == VIOLATED
+
+
+def test_the_as_gets_no_credit_for_what_the_run_did_not_ask_for() -> None:
+    asked = ("openid", "launch/patient", "patient/Patient.rs")  # no offline_access asked
+    issued = IssuedFacts(asked, asked, 300, False)
+    assert audit(facts("offline-assistant"), LAB, issued)["C03"][0] == VIOLATED
+
+
+def test_a_capped_lifetime_and_withheld_offline_access_hold() -> None:
+    capped = IssuedFacts(("openid",), ("openid",), 900, False)
+    assert audit(facts("long-token-assistant"), LAB, capped)["C02"][0] == HELD
+    asked = ("openid", "offline_access", "patient/Patient.rs")
+    withheld = IssuedFacts(asked, ("openid", "patient/Patient.rs"), 300, False)
+    assert audit(facts("offline-assistant"), LAB, withheld)["C03"][0] == HELD
+    kept = IssuedFacts(asked, asked, 300, True)
+    assert audit(facts("offline-assistant"), LAB, kept)["C03"][0] == VIOLATED
