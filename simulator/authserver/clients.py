@@ -133,7 +133,7 @@ def apply_profile(
         action = "updated"
     _sync_scopes(admin, realm, uuid, "default", default, ids)
     _sync_scopes(admin, realm, uuid, "optional", optional, ids)
-    issuance = sync_issuance_mapper(admin, realm, uuid, profile, profile.issuance)
+    issuance = sync_issuance_mapper(admin, realm, uuid, profile)
     return Applied(realm, profile.client_id, action, tuple(created_scopes), issuance)
 
 

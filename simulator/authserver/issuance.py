@@ -35,13 +35,11 @@ def mapper_representation(profile: ClientProfile, policy: IssuancePolicy) -> dic
 
 
 def sync_issuance_mapper(
-    admin: KeycloakAdmin,
-    realm: str,
-    uuid: str,
-    profile: ClientProfile,
-    policy: IssuancePolicy | None,
+    admin: KeycloakAdmin, realm: str, uuid: str, profile: ClientProfile
 ) -> str:
-    """Make the client's issuance mapper match `policy`: 'added', 'updated', 'removed' or ''."""
+    """Make the client's issuance mapper match its profile's `issuance`: 'added', 'updated',
+    'removed' or '' (unchanged)."""
+    policy = profile.issuance
     path = f"/realms/{realm}/clients/{uuid}/protocol-mappers/models"
     current = [
         m

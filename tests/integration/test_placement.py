@@ -13,7 +13,7 @@ import pytest
 from labcore.config import LabConfig
 from labcore.keycloak_admin import KeycloakAdmin
 from seed.lab import seed_lab
-from simulator.authserver.issuance import ISSUANCE_MAPPER_TYPE
+from simulator.authserver.issuance import effective_issuance
 from tests.integration.test_replay import POPULATION, fhirlab_run
 
 pytestmark = pytest.mark.integration
@@ -36,14 +36,10 @@ def _runs(lab: LabConfig, results: Path, placement: str) -> tuple[dict[str, Any]
 
 
 def _issuance_mappers(lab: LabConfig) -> list[str]:
+    """The tenant-a clients that have an issuance mapper in Keycloak."""
     with KeycloakAdmin(lab.keycloak_url, lab.admin_user, lab.admin_password) as admin:
-        found = []
-        for client in admin.expect(admin.request("GET", "/realms/tenant-a/clients"), 200).json():
-            path = f"/realms/tenant-a/clients/{client['id']}/protocol-mappers/models"
-            mappers = admin.expect(admin.request("GET", path), 200).json()
-            if any(m["protocolMapper"] == ISSUANCE_MAPPER_TYPE for m in mappers):
-                found.append(client["clientId"])
-        return found
+        clients = admin.expect(admin.request("GET", "/realms/tenant-a/clients"), 200).json()
+        return [c["clientId"] for c in clients if effective_issuance(admin, "tenant-a", c["id"])]
 
 
 def test_at_the_as_the_tokens_shrink_and_unchecked_scopes_still_reach(

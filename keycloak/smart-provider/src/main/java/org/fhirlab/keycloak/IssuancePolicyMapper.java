@@ -7,6 +7,7 @@ import java.util.List;
 import jakarta.ws.rs.core.Response;
 
 import org.jboss.logging.Logger;
+import org.keycloak.OAuth2Constants;
 import org.keycloak.OAuthErrorException;
 import org.keycloak.common.util.Time;
 import org.keycloak.events.EventBuilder;
@@ -53,6 +54,7 @@ public class IssuancePolicyMapper extends AbstractOIDCProtocolMapper
     private static final Logger LOG = Logger.getLogger(IssuancePolicyMapper.class);
     private static final String GRANTED = "fhirlab.issuance.granted";
     private static final String EXPIRES = "fhirlab.issuance.exp";
+    private static final String POLICY = "fhirlab.issuance.policy";
     private static final List<ProviderConfigProperty> CONFIG = new ArrayList<>();
 
     static {
@@ -92,10 +94,11 @@ public class IssuancePolicyMapper extends AbstractOIDCProtocolMapper
     @Override
     public AccessToken transformAccessToken(AccessToken token, ProtocolMapperModel model, KeycloakSession session,
                                             UserSessionModel userSession, ClientSessionContext ctx) {
-        IssuancePolicy policy = policy(model, session, userSession);
+        IssuancePolicy policy = policy(model, session);
+        ctx.setAttribute(POLICY, policy);
         String grant = grantType(session);
         List<IssuancePolicy.Decision> decisions = new ArrayList<>();
-        if (OAuth2Grant.CLIENT_CREDENTIALS.equals(grant)) {
+        if (OAuth2Constants.CLIENT_CREDENTIALS.equals(grant)) {
             IssuancePolicy.Decision refusal = policy.serviceAccountDecision();
             if (refusal != null) {
                 if (refusal.enforced()) {
@@ -143,7 +146,11 @@ public class IssuancePolicyMapper extends AbstractOIDCProtocolMapper
             response.setExpiresIn(Math.max(0, exp - Time.currentTime()));
         }
         if (ctx.isOfflineTokenRequested()) {
-            IssuancePolicy.Decision offline = policy(model, session, userSession).offlineDecision();
+            IssuancePolicy policy = ctx.getAttribute(POLICY, IssuancePolicy.class);
+            if (policy == null) {  // not read for this token yet
+                policy = policy(model, session);
+            }
+            IssuancePolicy.Decision offline = policy.offlineDecision();
             if (offline != null && offline.enforced()) {
                 response.setRefreshToken(null);
                 response.setRefreshExpiresIn(0);
@@ -152,8 +159,7 @@ public class IssuancePolicyMapper extends AbstractOIDCProtocolMapper
         return granted == null ? response : GrantedScopeResponse.of(response, granted);
     }
 
-    private static IssuancePolicy policy(ProtocolMapperModel model, KeycloakSession session,
-                                         UserSessionModel userSession) {
+    private static IssuancePolicy policy(ProtocolMapperModel model, KeycloakSession session) {
         try {
             return IssuancePolicy.parse(model.getConfig().get(RULES));
         } catch (IssuancePolicy.RulesException e) {
@@ -177,10 +183,10 @@ public class IssuancePolicyMapper extends AbstractOIDCProtocolMapper
     }
 
     private static EventType eventType(String grant) {
-        if (OAuth2Grant.CLIENT_CREDENTIALS.equals(grant)) {
+        if (OAuth2Constants.CLIENT_CREDENTIALS.equals(grant)) {
             return EventType.CLIENT_LOGIN;
         }
-        if (OAuth2Grant.REFRESH_TOKEN.equals(grant)) {
+        if (OAuth2Constants.REFRESH_TOKEN.equals(grant)) {
             return EventType.REFRESH_TOKEN;
         }
         return EventType.CODE_TO_TOKEN;
@@ -212,9 +218,4 @@ public class IssuancePolicyMapper extends AbstractOIDCProtocolMapper
         }
     }
 
-    /** The OAuth 2.0 grant types the mapper tells apart. */
-    private static final class OAuth2Grant {
-        static final String CLIENT_CREDENTIALS = "client_credentials";
-        static final String REFRESH_TOKEN = "refresh_token";
-    }
 }
