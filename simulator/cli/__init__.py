@@ -12,6 +12,7 @@ import typer
 
 from labcore.errors import LabError
 from simulator.cli import (
+    audit_cmd,
     clients_cmd,
     lab_cmd,
     load_cmd,
@@ -39,6 +40,7 @@ app.add_typer(clients_cmd.app, name="clients")
 app.command("seed")(seed_cmd.seed)
 app.command("run")(run_cmd.run)
 app.command("load")(load_cmd.load)
+app.command("audit")(audit_cmd.audit_command)
 app.add_typer(scenarios_cmd.app, name="scenarios")
 
 EXIT_ERROR = 1

@@ -13,6 +13,7 @@ import org.keycloak.common.util.Time;
 import org.keycloak.events.EventBuilder;
 import org.keycloak.events.EventType;
 import org.keycloak.models.ClientSessionContext;
+import org.keycloak.models.Constants;
 import org.keycloak.models.KeycloakSession;
 import org.keycloak.models.ProtocolMapperModel;
 import org.keycloak.models.UserSessionModel;
@@ -96,7 +97,7 @@ public class IssuancePolicyMapper extends AbstractOIDCProtocolMapper
                                             UserSessionModel userSession, ClientSessionContext ctx) {
         IssuancePolicy policy = policy(model, session);
         ctx.setAttribute(POLICY, policy);
-        String grant = grantType(session);
+        String grant = ctx.getAttribute(Constants.GRANT_TYPE, String.class);  // null outside the token endpoint
         List<IssuancePolicy.Decision> decisions = new ArrayList<>();
         if (OAuth2Constants.CLIENT_CREDENTIALS.equals(grant)) {
             IssuancePolicy.Decision refusal = policy.serviceAccountDecision();
@@ -167,18 +168,6 @@ public class IssuancePolicyMapper extends AbstractOIDCProtocolMapper
                     session.getContext().getClient().getClientId(), e.getMessage());
             throw new ErrorResponseException(OAuthErrorException.SERVER_ERROR,
                     "the client's issuance policy cannot be read", Response.Status.INTERNAL_SERVER_ERROR);
-        }
-    }
-
-    private static String grantType(KeycloakSession session) {
-        var request = session.getContext().getHttpRequest();
-        if (request == null) {
-            return null;
-        }
-        try {
-            return request.getDecodedFormParameters().getFirst("grant_type");
-        } catch (RuntimeException e) {  // not a form request (no grant type to read)
-            return null;
         }
     }
 
