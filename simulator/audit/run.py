@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import httpx
 
+from labcore.errors import LabError
 from simulator.audit import probes
 from simulator.audit.checklist import ITEMS, Answer
 from simulator.audit.report import AuditReport
@@ -42,6 +43,7 @@ def audit(options: AuditOptions) -> AuditReport:
         list(answers.values()),
     )
     with httpx.Client(timeout=options.timeout_s) as http:
+        _reachable(http, base)
         probes.discovery(answers, http, base)
         probes.without_token(answers, http, base)
         probes.capabilities(answers, http, base)
@@ -51,3 +53,14 @@ def audit(options: AuditOptions) -> AuditReport:
             if isinstance(patient, str) and patient:
                 probes.compartment(answers, http, base, options.token, patient)
     return report
+
+
+def _reachable(http: httpx.Client, base: str) -> None:
+    """A target that does not answer at all is a usage error, not twelve failed items."""
+    try:
+        http.get(f"{base}/metadata", headers=probes.FHIR_JSON)
+    except httpx.HTTPError as exc:
+        raise LabError(
+            f"cannot reach {base} ({type(exc).__name__})",
+            "check the URL (the FHIR base, e.g. http://localhost:8080/fhir) and that it is up",
+        ) from None

@@ -75,3 +75,13 @@ def test_only_narrows_the_audit(seeded: LabConfig, tmp_path: Path) -> None:
     code, report, _ = fhirlab_audit(seeded, tmp_path, seeded.hapi_base_url, "--only", "C07")
     assert [i["control"] for i in report["items"]] == ["C07"]
     assert code == EXIT_ITEM_FAILED
+
+
+def test_a_target_that_does_not_answer_is_a_usage_error(seeded: LabConfig, tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "simulator", "audit", "http://127.0.0.1:9/fhir"],
+        env=lab_env(seeded), capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert "cannot reach http://127.0.0.1:9/fhir" in done.stderr
+    assert "Traceback" not in done.stderr
