@@ -7,8 +7,6 @@ own server verifies it on every probe).
 
 from __future__ import annotations
 
-import base64
-import json
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -16,6 +14,7 @@ import httpx
 
 from labcore.scopes import parse_scopes
 from simulator.audit.checklist import Answer
+from simulator.smart.tokens import jwt_claims
 
 MAX_LIFETIME_S: Final = 900  # the checklist's 15 minutes
 RESTRICTED_OPERATIONS: Final = frozenset({"export", "everything", "expunge", "reindex"})
@@ -123,9 +122,9 @@ def capabilities(answers: Answers, http: httpx.Client, base: str) -> None:
 
 def token_claims(answers: Answers, token: str) -> dict[str, Any] | None:
     """The supplied token's own claims: its scopes (C01, C03, C05) and lifetime (C02)."""
-    claims = _claims(token)
+    claims = jwt_claims(token)
     probe = "claims of the supplied token"
-    if claims is None:
+    if not claims:
         for control in ("C01", "C02", "C03", "C05"):
             _note(answers, control, probe, "not a JWT: its claims cannot be read here")
         return None
@@ -182,14 +181,3 @@ def _patient_of(resource: dict[str, Any]) -> str | None:
         if isinstance(ref, dict) and str(ref.get("reference", "")).startswith("Patient/"):
             return str(ref["reference"]).split("/", 1)[1]
     return None
-
-
-def _claims(token: str) -> dict[str, Any] | None:
-    parts = token.split(".")
-    if len(parts) != 3:
-        return None
-    try:
-        decoded = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-    except ValueError:
-        return None
-    return decoded if isinstance(decoded, dict) else None

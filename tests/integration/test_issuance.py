@@ -8,8 +8,6 @@ profile is provisioned again afterwards.
 
 from __future__ import annotations
 
-import base64
-import json
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,17 +19,14 @@ from labcore.config import LabConfig
 from labcore.controls import Mode
 from labcore.issuance import ISSUANCE_CONTROLS, IssuancePolicy
 from labcore.keycloak_admin import KeycloakAdmin
-from labcore.profiles import Authenticator, ClientProfile, load_profiles
+from labcore.profiles import ClientProfile, load_profiles
 from seed.users import DEMO_PASSWORD
 from simulator.authserver.apply import jwks_for
 from simulator.authserver.clients import apply_profile
 from simulator.authserver.issuance import ISSUANCE_MAPPER_TYPE, RULES_KEY, effective_issuance
-from simulator.smart.auth import ClientSecret, PrivateKeyJwt, PublicClient
-from simulator.smart.client import SmartClient
-from simulator.smart.discovery import discover_issuer
+from simulator.replay.credentials import smart_client
 from simulator.smart.errors import SmartError
-from simulator.smart.keys import client_key
-from simulator.smart.tokens import Token
+from simulator.smart.tokens import Token, jwt_claims
 from simulator.stack.tools import find_maven
 
 pytestmark = pytest.mark.integration
@@ -63,25 +58,14 @@ def issuance(
 
 
 def _token(lab: LabConfig, profile: ClientProfile, scope: str) -> Token:
-    server = discover_issuer(lab.issuer(TENANT))
-    auth: Any
-    if profile.authenticator is Authenticator.PRIVATE_KEY_JWT:
-        auth = PrivateKeyJwt(profile.client_id, client_key(lab.home, TENANT, profile.client_id))
-    elif profile.authenticator is Authenticator.CLIENT_SECRET:
-        auth = ClientSecret(profile.client_id, profile.secret or "")
-    else:
-        auth = PublicClient(profile.client_id)
-    with SmartClient(server, auth, CALLBACK) as client:
+    with smart_client(lab, profile, TENANT) as client:
         if "client_credentials" in profile.grant_types:
             return client.client_credentials(scope)
         return client.authorization_code(PATIENT, DEMO_PASSWORD, scope)
 
 
 def _claims(token: Token) -> dict[str, Any]:
-    payload = token.access_token.split(".")[1]
-    padded = payload + "=" * (-len(payload) % 4)
-    decoded: dict[str, Any] = json.loads(base64.urlsafe_b64decode(padded))
-    return decoded
+    return jwt_claims(token.access_token)
 
 
 def _decisions(lab: LabConfig, client_id: str) -> list[dict[str, Any]]:
