@@ -22,6 +22,8 @@ import psutil
 import pytest
 
 from labcore.config import REPO_ROOT, LabConfig, Ports, load_config
+from seed import PopulationOptions
+from seed.lab import seed_lab
 from simulator.authserver.apply import apply_profiles
 from simulator.smart.auth import PrivateKeyJwt
 from simulator.smart.client import SmartClient
@@ -33,6 +35,7 @@ from simulator.stack import lab as stack
 OFFSET = int(os.environ.get("FHIRLAB_TEST_PORT_OFFSET", "10000"))
 TEST_PORTS = Ports(**{name: port + OFFSET for name, port in Ports().items()})
 TEST_HOME = REPO_ROOT / ".lab" / ("test" if OFFSET == 10000 else f"test-{OFFSET}")
+POPULATION = PopulationOptions(patients=20, seed=7, tenants=2)  # the test population
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -126,6 +129,14 @@ def clients_applied(lab: LabConfig) -> LabConfig:
     """The lab's client profiles provisioned into Keycloak."""
     apply_profiles(lab)
     return lab
+
+
+@pytest.fixture(scope="module")
+def seeded(clients_applied: LabConfig) -> LabConfig:
+    """The test population seeded afresh (with a login for every patient) for each module that
+    asks: a module before it may have changed the data or seeded another population."""
+    seed_lab(clients_applied, POPULATION, users_share=1.0)
+    return clients_applied
 
 
 @pytest.fixture

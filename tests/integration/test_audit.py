@@ -13,20 +13,12 @@ from typing import Any
 import pytest
 
 from labcore.config import LabConfig
-from seed.lab import seed_lab
 from simulator.load.saturation import patient_token
 from tests.integration.conftest import lab_env
-from tests.integration.test_replay import POPULATION
 
 pytestmark = pytest.mark.integration
 
 EXIT_ITEM_FAILED = 4
-
-
-@pytest.fixture(scope="module")
-def seeded(clients_applied: LabConfig) -> LabConfig:
-    seed_lab(clients_applied, POPULATION, users_share=1.0)
-    return clients_applied
 
 
 def fhirlab_audit(lab: LabConfig, tmp: Path, *args: str) -> tuple[int, dict[str, Any], str]:

@@ -29,8 +29,6 @@ from gateway.controls import Mode
 from gateway.settings import GatewaySettings, TenantIssuer
 from labcore.config import LabConfig
 from labcore.profiles import Authenticator, load_profiles
-from seed import PopulationOptions
-from seed.lab import seed_lab
 from seed.users import DEMO_PASSWORD
 from simulator.smart.auth import ClientSecret, PrivateKeyJwt, PublicClient
 from simulator.smart.client import SmartClient
@@ -39,17 +37,10 @@ from simulator.smart.keys import client_key
 from simulator.smart.tokens import Token
 
 pytestmark = pytest.mark.anyio
-POPULATION = PopulationOptions(patients=20, seed=7, tenants=2)  # the test population
 ME, OTHER = "pat-a-000000", "pat-a-000002"  # two tenant-a patients
 TENANT_B_PATIENT = "pat-b-000001"
 CALLBACK = "http://localhost:9999/callback"
 FHIR = {"Accept": "application/fhir+json"}
-
-
-@pytest.fixture(scope="module")
-def seeded(clients_applied: LabConfig) -> LabConfig:
-    seed_lab(clients_applied, POPULATION, users_share=1.0)
-    return clients_applied
 
 
 @pytest.fixture(scope="module")

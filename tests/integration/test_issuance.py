@@ -83,15 +83,16 @@ def _decisions(lab: LabConfig, client_id: str) -> list[dict[str, Any]]:
 
 
 def test_c05_narrows_a_wildcard_to_the_declared_resources_and_says_so(
-    clients_applied: LabConfig,
+    seeded: LabConfig,
 ) -> None:
-    lab = clients_applied
+    lab = seeded
     with issuance(lab, "wildcard-scheduler", ENFORCE_ALL) as profile:
         token = _token(lab, profile, "openid launch/patient patient/*.read")
         latest = _decisions(lab, profile.client_id)[0]
-    granted = ["openid", "launch/patient", "patient/Appointment.rs", "patient/Patient.rs"]
-    assert _claims(token)["scope"].split() == granted
-    assert token.response["scope"].split() == granted  # the response reports the grant (SMART)
+    granted = {"openid", "launch/patient", "patient/Appointment.rs", "patient/Patient.rs"}
+    # a scope string is a set (RFC 6749 3.3): Keycloak's order varies from one start to the next
+    assert set(_claims(token)["scope"].split()) == granted
+    assert set(token.response["scope"].split()) == granted  # the response reports the grant
     assert latest["fhirlab_control"] == "C05"
     assert latest["fhirlab_mode"] == "enforce"
     assert latest["fhirlab_scope"] == "patient/*.read"
@@ -99,9 +100,9 @@ def test_c05_narrows_a_wildcard_to_the_declared_resources_and_says_so(
 
 
 def test_monitor_issues_the_token_unchanged_and_records_what_enforce_would_do(
-    clients_applied: LabConfig,
+    seeded: LabConfig,
 ) -> None:
-    lab = clients_applied
+    lab = seeded
     watching = IssuancePolicy(C05=Mode.MONITOR)
     with issuance(lab, "wildcard-scheduler", watching) as profile:
         token = _token(lab, profile, "openid launch/patient patient/*.read")
@@ -111,8 +112,8 @@ def test_monitor_issues_the_token_unchanged_and_records_what_enforce_would_do(
     assert (latest["fhirlab_control"], latest["fhirlab_mode"]) == ("C05", "monitor")
 
 
-def test_c02_caps_the_lifetime_and_expires_in_follows(clients_applied: LabConfig) -> None:
-    lab = clients_applied
+def test_c02_caps_the_lifetime_and_expires_in_follows(seeded: LabConfig) -> None:
+    lab = seeded
     assert _profile(lab, "long-token-assistant").access_token_lifetime_s > 900
     with issuance(lab, "long-token-assistant", ENFORCE_ALL) as profile:
         token = _token(lab, profile, "openid launch/patient patient/Patient.rs")
@@ -123,8 +124,8 @@ def test_c02_caps_the_lifetime_and_expires_in_follows(clients_applied: LabConfig
     assert latest["fhirlab_control"] == "C02"
 
 
-def test_c03_withholds_offline_access_and_the_refresh_token(clients_applied: LabConfig) -> None:
-    lab = clients_applied
+def test_c03_withholds_offline_access_and_the_refresh_token(seeded: LabConfig) -> None:
+    lab = seeded
     scope = "openid launch/patient offline_access patient/Patient.rs"
     shipped = _token(lab, _profile(lab, "offline-assistant"), scope)
     assert shipped.refresh_token, "the shipped registration grants offline access"
@@ -138,9 +139,9 @@ def test_c03_withholds_offline_access_and_the_refresh_token(clients_applied: Lab
 
 
 def test_c04_refuses_a_client_credentials_token_with_invalid_scope(
-    clients_applied: LabConfig,
+    seeded: LabConfig,
 ) -> None:
-    lab = clients_applied
+    lab = seeded
     scope = "system/Patient.rs system/Group.rs"
     assert _token(lab, _profile(lab, "population-analytics"), scope).access_token
     with issuance(lab, "population-analytics", IssuancePolicy(C04=Mode.ENFORCE)) as profile:
@@ -156,9 +157,9 @@ def test_c04_refuses_a_client_credentials_token_with_invalid_scope(
 
 
 def test_c01_with_c04_monitored_leaves_a_system_token_with_no_system_scope(
-    clients_applied: LabConfig,
+    seeded: LabConfig,
 ) -> None:
-    lab = clients_applied
+    lab = seeded
     policy = IssuancePolicy(C01=Mode.ENFORCE, C04=Mode.MONITOR)
     with issuance(lab, "broad-clinical-assistant", policy) as profile:
         token = _token(lab, profile, "system/*.read")
@@ -167,8 +168,8 @@ def test_c01_with_c04_monitored_leaves_a_system_token_with_no_system_scope(
     assert {"C01", "C04"} <= controls
 
 
-def test_c11_grants_only_what_was_asked_for(clients_applied: LabConfig) -> None:
-    lab = clients_applied
+def test_c11_grants_only_what_was_asked_for(seeded: LabConfig) -> None:
+    lab = seeded
     defaults = ("patient/Appointment.rs",)  # granted by default: Keycloak adds it unasked
     with issuance(lab, "scheduling-assistant", IssuancePolicy(), default_scopes=defaults) as p:
         unasked = _token(lab, p, "openid launch/patient patient/Patient.rs")
@@ -178,12 +179,13 @@ def test_c11_grants_only_what_was_asked_for(clients_applied: LabConfig) -> None:
     ) as profile:
         token = _token(lab, profile, "openid launch/patient patient/Patient.rs")
         latest = _decisions(lab, profile.client_id)[0]
-    assert _claims(token)["scope"].split() == ["openid", "launch/patient", "patient/Patient.rs"]
+    asked = {"openid", "launch/patient", "patient/Patient.rs"}
+    assert set(_claims(token)["scope"].split()) == asked
     assert (latest["fhirlab_control"], latest["fhirlab_scope"]) == ("C11", "patient/Appointment.rs")
 
 
-def test_rules_that_cannot_be_read_issue_no_token(clients_applied: LabConfig) -> None:
-    lab = clients_applied
+def test_rules_that_cannot_be_read_issue_no_token(seeded: LabConfig) -> None:
+    lab = seeded
     with issuance(lab, "wildcard-scheduler", ENFORCE_ALL) as profile:
         with KeycloakAdmin(lab.keycloak_url, lab.admin_user, lab.admin_password) as admin:
             uuid = admin.client_uuid(TENANT, profile.client_id)
@@ -199,8 +201,8 @@ def test_rules_that_cannot_be_read_issue_no_token(clients_applied: LabConfig) ->
             _token(lab, profile, "openid launch/patient patient/*.read")
 
 
-def test_without_an_issuance_block_the_client_has_no_mapper(clients_applied: LabConfig) -> None:
-    lab = clients_applied
+def test_without_an_issuance_block_the_client_has_no_mapper(seeded: LabConfig) -> None:
+    lab = seeded
     with KeycloakAdmin(lab.keycloak_url, lab.admin_user, lab.admin_password) as admin:
         for client_id in ("wildcard-scheduler", "triage-chatbot"):
             uuid = admin.client_uuid(TENANT, client_id)

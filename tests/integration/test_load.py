@@ -23,8 +23,7 @@ from simulator.load.matrix import AA, DIRECT, OFF, Configuration, configuration
 from simulator.load.rounds import balanced_schedule
 from simulator.load.runner import LoadOptions, run_matrix
 from simulator.load.saturation import patient_token, saturate
-from tests.integration.conftest import lab_env
-from tests.integration.test_replay import POPULATION
+from tests.integration.conftest import POPULATION, lab_env
 
 MISCONFIGURED = "wildcard-scheduler"  # patient/*.read: C05 refuses its clinical reads
 WELL_BEHAVED = "triage-chatbot-public"  # misconfigured client type (C07), in-scope requests

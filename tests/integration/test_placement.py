@@ -12,19 +12,12 @@ import pytest
 
 from labcore.config import LabConfig
 from labcore.keycloak_admin import KeycloakAdmin
-from seed.lab import seed_lab
 from simulator.authserver.issuance import effective_issuance
-from tests.integration.test_replay import POPULATION, fhirlab_run
+from tests.integration.test_replay import fhirlab_run
 
 pytestmark = pytest.mark.integration
 
 SCENARIOS = ("wildcard-scheduler", "long-token-assistant", "offline-assistant")
-
-
-@pytest.fixture(scope="module")
-def seeded(clients_applied: LabConfig) -> LabConfig:
-    seed_lab(clients_applied, POPULATION, users_share=1.0)
-    return clients_applied
 
 
 def _runs(lab: LabConfig, results: Path, placement: str) -> tuple[dict[str, Any], int]:

@@ -8,22 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import yaml
 
 from labcore.config import LabConfig
-from seed import PopulationOptions
-from seed.lab import seed_lab
 from tests.integration.conftest import lab_env
 
-POPULATION = PopulationOptions(patients=20, seed=7, tenants=2)  # the test population
 EXIT_EXPECTATION_FAILED = 3
-
-
-@pytest.fixture(scope="module")
-def seeded(clients_applied: LabConfig) -> LabConfig:
-    seed_lab(clients_applied, POPULATION, users_share=1.0)
-    return clients_applied
 
 
 def fhirlab_run(lab: LabConfig, results: Path, *args: str) -> subprocess.CompletedProcess[str]:
