@@ -47,9 +47,8 @@ from tests.integration.test_gateway import ME, OTHER, TENANT_B_PATIENT, gateway,
 
 pytestmark = pytest.mark.anyio  # every entry must hold
 
-# the lab's fixtures, shared rather than copied: the seeded population, the gateway's
-# configuration with the lab's policy, the scheduling assistant's token
-seeded = lab_gateway.seeded
+# the lab's fixtures, shared rather than copied (the seeded population is conftest.py's): the
+# gateway's configuration with the lab's policy, the scheduling assistant's token
 base_config = lab_gateway.base_config
 scheduler_token = lab_gateway.scheduler_token
 

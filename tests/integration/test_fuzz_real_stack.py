@@ -97,10 +97,9 @@ from tests.integration.test_bypass_corpus import Side, send
 
 pytestmark = pytest.mark.anyio
 
-# the corpus's fixtures, shared rather than copied: the seeded population, the gateway with the
-# lab's policy (rate limit off), every token kind's token and foreign ids (`sides`, from HAPI)
+# the corpus's fixtures, shared rather than copied (the seeded population is conftest.py's): the
+# gateway with the lab's policy (rate limit off), every token kind's token and foreign ids (`sides`)
 anyio_backend = corpus.anyio_backend
-seeded = corpus.seeded
 base_config = corpus.base_config
 scheduler_token = corpus.scheduler_token
 sides = corpus.sides
