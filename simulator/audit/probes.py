@@ -24,12 +24,12 @@ FHIR_JSON: Final = {"Accept": "application/fhir+json"}
 Answers = Mapping[str, Answer]
 
 
-def _put(answers: Answers, control: str, probe: str, observed: str, ok: bool) -> None:
+def put(answers: Answers, control: str, probe: str, observed: str, ok: bool) -> None:
     if control in answers:
         answers[control].add(probe, observed, ok)
 
 
-def _note(answers: Answers, control: str, probe: str, observed: str) -> None:
+def note(answers: Answers, control: str, probe: str, observed: str) -> None:
     if control in answers:
         answers[control].note(probe, observed)
 
@@ -45,10 +45,10 @@ def discovery(answers: Answers, http: httpx.Client, base: str) -> dict[str, Any]
         doc = None
     if not isinstance(doc, dict):
         for control in ("C07", "C09"):
-            _put(answers, control, probe, "no SMART configuration published", False)
+            put(answers, control, probe, "no SMART configuration published", False)
         return None
     methods = doc.get("code_challenge_methods_supported") or []
-    _put(
+    put(
         answers,
         "C07",
         probe,
@@ -59,20 +59,20 @@ def discovery(answers: Answers, http: httpx.Client, base: str) -> dict[str, Any]
     legacy = [g for g in grants if g in ("implicit", "password")]
     if legacy:
         observed = f"offers {', '.join(legacy)}: tokens outside a confidential flow"
-        _put(answers, "C07", probe, observed, False)
+        put(answers, "C07", probe, observed, False)
     for field in ("revocation_endpoint", "introspection_endpoint"):
         value = doc.get(field)
         if value:  # offered is not yet effective: a revoked token's refusal decides
-            _note(answers, "C09", probe, f"{field}: {value}")
+            note(answers, "C09", probe, f"{field}: {value}")
         else:
-            _put(answers, "C09", probe, f"{field}: absent", False)
+            put(answers, "C09", probe, f"{field}: absent", False)
     scopes = doc.get("scopes_supported") or []
     offered = parse_scopes(" ".join(str(s) for s in scopes))
     if offered.wildcard_scopes:
         wild = " ".join(s.raw for s in offered.wildcard_scopes)
-        _note(answers, "C05", probe, f"offers wildcards: {wild}")
+        note(answers, "C05", probe, f"offers wildcards: {wild}")
     if offered.has_offline_access:
-        _note(answers, "C03", probe, "offers offline_access (to whom is the client registration's)")
+        note(answers, "C03", probe, "offers offline_access (to whom is the client registration's)")
     return doc
 
 
@@ -83,7 +83,7 @@ def without_token(answers: Answers, http: httpx.Client, base: str) -> None:
         resp = http.get(f"{base}/Patient", params={"_count": PROBE_COUNT}, headers=FHIR_JSON)
     except httpx.HTTPError as exc:
         for control in ("C01", "C05", "C08", "C10"):
-            _note(answers, control, probe, f"no answer ({type(exc).__name__})")
+            note(answers, control, probe, f"no answer ({type(exc).__name__})")
         return
     served = resp.status_code == 200 and bool(_entries(resp))
     observed = (
@@ -93,9 +93,9 @@ def without_token(answers: Answers, http: httpx.Client, base: str) -> None:
     )
     for control in ("C01", "C05", "C08", "C10"):
         if served:
-            _put(answers, control, probe, observed, False)
+            put(answers, control, probe, observed, False)
         else:  # refusing the anonymous is the least of it: the token's probes decide
-            _note(answers, control, probe, observed)
+            note(answers, control, probe, observed)
 
 
 def capabilities(answers: Answers, http: httpx.Client, base: str) -> None:
@@ -104,7 +104,7 @@ def capabilities(answers: Answers, http: httpx.Client, base: str) -> None:
     try:
         doc = http.get(f"{base}/metadata", headers=FHIR_JSON).json()
     except (httpx.HTTPError, ValueError):
-        _note(answers, "C12", probe, "no CapabilityStatement")
+        note(answers, "C12", probe, "no CapabilityStatement")
         return
     names = set()
     for rest in doc.get("rest", []) if isinstance(doc, dict) else []:
@@ -114,34 +114,35 @@ def capabilities(answers: Answers, http: httpx.Client, base: str) -> None:
             for op in resource.get("operation", []):
                 names.add(str(op.get("name", "")).lstrip("$"))
     offered = sorted(names & RESTRICTED_OPERATIONS)
-    _note(answers, "C12", probe, f"restricted operations offered: {', '.join(offered) or 'none'}")
+    note(answers, "C12", probe, f"restricted operations offered: {', '.join(offered) or 'none'}")
     if "export" in names:
         observed = "bulk $export offered (a kick-off with the client's token decides)"
-        _note(answers, "C04", probe, observed)
+        note(answers, "C04", probe, observed)
 
 
-def token_claims(answers: Answers, token: str) -> dict[str, Any] | None:
-    """The supplied token's own claims: its scopes (C01, C03, C05) and lifetime (C02)."""
+def token_claims(
+    answers: Answers, token: str, probe: str = "claims of the supplied token"
+) -> dict[str, Any] | None:
+    """A token's own claims: its scopes (C01, C03, C05) and lifetime (C02)."""
     claims = jwt_claims(token)
-    probe = "claims of the supplied token"
     if not claims:
         for control in ("C01", "C02", "C03", "C05"):
-            _note(answers, control, probe, "not a JWT: its claims cannot be read here")
+            note(answers, control, probe, "not a JWT: its claims cannot be read here")
         return None
     scope = str(claims.get("scope", ""))
     granted = parse_scopes(scope)
     wide = [s.raw for s in granted.resource_scopes if s.context != "patient"]
     beyond = f": {' '.join(wide)} beyond the patient" if wide else ""
-    _put(answers, "C01", probe, f"scope {scope!r}{beyond}", not wide)
+    put(answers, "C01", probe, f"scope {scope!r}{beyond}", not wide)
     if isinstance(claims.get("exp"), int) and isinstance(claims.get("iat"), int):
         lifetime = claims["exp"] - claims["iat"]
         observed = f"lifetime {lifetime} s (limit {MAX_LIFETIME_S} s)"
-        _put(answers, "C02", probe, observed, lifetime <= MAX_LIFETIME_S)
+        put(answers, "C02", probe, observed, lifetime <= MAX_LIFETIME_S)
     offline = granted.has_offline_access
     held = "granted" if offline else "not granted"
-    _put(answers, "C03", probe, f"offline_access {held}", not offline)
+    put(answers, "C03", probe, f"offline_access {held}", not offline)
     wild = [s.raw for s in granted.wildcard_scopes]
-    _put(answers, "C05", probe, f"wildcards: {' '.join(wild) or 'none'}", not wild)
+    put(answers, "C05", probe, f"wildcards: {' '.join(wild) or 'none'}", not wild)
     return claims
 
 
@@ -154,14 +155,53 @@ def compartment(answers: Answers, http: httpx.Client, base: str, token: str, pat
         try:
             resp = http.get(f"{base}/{resource}", params={"_count": PROBE_COUNT}, headers=headers)
         except httpx.HTTPError as exc:
-            _note(answers, "C08", probe, f"no answer ({type(exc).__name__})")
+            note(answers, "C08", probe, f"no answer ({type(exc).__name__})")
             continue
         if resp.status_code != 200:
-            _put(answers, "C08", probe, f"HTTP {resp.status_code}", resp.status_code in (401, 403))
+            put(answers, "C08", probe, f"HTTP {resp.status_code}", resp.status_code in (401, 403))
             continue
-        others = sorted({p for p in (_patient_of(e) for e in _entries(resp)) if p and p != patient})
+        others = sorted(patients_in(resp) - {patient})
         observed = f"other patients: {', '.join(others)}" if others else "only its own patient"
-        _put(answers, "C08", probe, observed, not others)
+        put(answers, "C08", probe, observed, not others)
+
+
+def tenancy(answers: Answers, http: httpx.Client, base: str, other: str, patient: str) -> None:
+    """C10: the token of a second tenant asks for the first token's patient by id and by search;
+    neither may serve it."""
+    headers = {**FHIR_JSON, "Authorization": f"Bearer {other}"}
+    asks = (
+        (f"GET Patient/{patient} with the second tenant's token", f"{base}/Patient/{patient}", {}),
+        (
+            f"GET Patient?_id={patient} with the second tenant's token",
+            f"{base}/Patient",
+            {"_id": patient},
+        ),
+    )
+    for probe, url, params in asks:
+        try:
+            resp = http.get(url, params=params, headers=headers)
+        except httpx.HTTPError as exc:
+            note(answers, "C10", probe, f"no answer ({type(exc).__name__})")
+            continue
+        served = resp.status_code == 200 and patient in patients_in(resp)
+        observed = f"HTTP {resp.status_code}" + (", the other tenant's patient served" * served)
+        put(answers, "C10", probe, observed, not served)
+
+
+def patients_in(resp: httpx.Response) -> set[str]:
+    """The patients whose records an answer holds."""
+    return {p for p in (_patient_of(r) for r in _resources(resp)) if p}
+
+
+def _resources(resp: httpx.Response) -> list[dict[str, Any]]:
+    """A Bundle's resources, or the one resource a read answered."""
+    try:
+        body = resp.json()
+    except ValueError:
+        return []
+    if isinstance(body, dict) and body.get("resourceType") not in (None, "Bundle"):
+        return [body]
+    return _entries(resp)
 
 
 def _entries(resp: httpx.Response) -> list[dict[str, Any]]:
