@@ -50,14 +50,15 @@ def header_safe(text: str, limit: int = 300) -> str:
 
 
 def operation_outcome(
-    status: int, diagnostics: str, headers: dict[str, str] | None = None
+    status: int, diagnostics: str, headers: dict[str, str] | None = None, *, error: bool = True
 ) -> Response:
+    """`error=False`: an outcome that reports, not refuses (severity information)."""
     body = {
         "resourceType": "OperationOutcome",
         "issue": [
             {
-                "severity": "error",
-                "code": _ISSUE_CODES.get(status, "processing"),
+                "severity": "error" if error else "information",
+                "code": _ISSUE_CODES.get(status, "processing") if error else "informational",
                 "diagnostics": diagnostics,
             }
         ],

@@ -370,6 +370,9 @@ class Upstream:
             return operation_outcome(502, f"the FHIR server broke off ({exc.kind})")
         if status >= 500 or 300 <= status < 400 or status < 200:
             return withheld(ctx, status, "an answer the gateway did not ask for or cannot use")
+        if status < 300 and _cancels_export(ctx, scope["method"]):
+            # HAPI says so in an OperationOutcome of no content type: the gateway's own words
+            return operation_outcome(status, "the export job is cancelled", error=False)
         encoding = upstream.header(b"content-encoding")
         if encoding is not None and raw:
             decoded = _decode(raw, encoding)
@@ -488,6 +491,11 @@ def _may_point_at(ctx: RequestContext, location: bytes, sent: Iterable[Returned]
 
 
 _LANDED: Final = re.compile(r"/[A-Z][A-Za-z]+/[A-Za-z0-9\-.]{1,64}$")
+
+
+def _cancels_export(ctx: RequestContext, method: str) -> bool:
+    fhir = ctx.fhir
+    return method == "DELETE" and fhir is not None and fhir.operation == "$export-poll-status"
 
 
 def _is_outcome(body: Any) -> bool:

@@ -236,6 +236,11 @@ async def test_c04_export_only_for_the_approved_backend(
             headers={**bearer(analytics), **kickoff},
         )
         assert ok.status_code == 202, ok.text
+        job = httpx.URL(ok.headers["content-location"]).raw_path.decode()
+        cancelled = await gw.delete(job, headers=bearer(analytics))
+        assert cancelled.status_code == 202, cancelled.text  # HAPI's untyped answer, reworded
+        assert cancelled.json()["issue"][0]["severity"] == "information"
+        assert (await gw.get(job, headers=bearer(analytics))).status_code == 404
         refused(
             await gw.get("/fhir/Group/grp-a/$export", headers={**bearer(broad), **kickoff}),
             403,
