@@ -3,17 +3,20 @@
 Bring the stack up if needed, provision the client profiles, seed the synthetic population if the
 lab holds none, check the stack end to end (FHIR through the gateway, each tenant realm, a real
 SMART backend-services token), replay the scenario library with the controls on (exit 3 if an
-expectation fails) and off (the blast radius), and write one results directory.
+expectation fails) and off (the blast radius), measure the controls' cost under load, compare where
+C01-C05 and C11 are enforced (the gateway, the authorization server, both), and write one results
+directory.
 """
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import httpx
 import typer
+from rich.table import Table
 
 from labcore.config import LabConfig, load_config
 from labcore.errors import LabError
@@ -21,6 +24,8 @@ from labcore.tenants import load_tenants
 from seed import PopulationOptions
 from seed.lab import seed_lab, seeded_options
 from simulator.authserver.apply import apply_profiles, select_profiles
+from simulator.authserver.issuance_cost import measure_issuance_cost
+from simulator.authserver.placement import Placement
 from simulator.cli.console import err, out
 from simulator.cli.run_cmd import (
     EXIT_EXPECTATION_FAILED,
@@ -33,8 +38,10 @@ from simulator.cli.stack_cmds import start_stack
 from simulator.load import LoadOptions, RichProgress, load_table, run_matrix
 from simulator.load.matrix import DIRECT, configuration, full_matrix
 from simulator.load.rounds import MIN_SLICE_S
+from simulator.replay.library import LibraryReplay
 from simulator.replay.summary import blast_radius
 from simulator.results import ResultsDirectory, write_results
+from simulator.results.where import WHERE_SCENARIOS, where_to_enforce
 from simulator.smart.auth import PrivateKeyJwt
 from simulator.smart.client import SmartClient
 from simulator.smart.discovery import discover_issuer
@@ -125,6 +132,42 @@ def smart_checks(cfg: LabConfig) -> list[dict[str, object]]:
     ]
 
 
+def where_table(rows: list[dict[str, Any]]) -> Table:
+    """Per control: its verdict and what the app reached, at each placement."""
+    table = Table(title="where to enforce: the control's verdict, and patients reached")
+    for column in ("control", "scenario", "gateway", "as", "both"):
+        table.add_column(column)
+    for row in rows:
+        cells = []
+        for placement in ("gateway", "as", "both"):
+            p = row["placements"].get(placement)
+            if p is None:
+                cells.append("-")
+                continue
+            colour = "green" if p["verdict"] == "held" else "red"
+            cells.append(f"[{colour}]{p['verdict']}[/], {p['patients']} patients")
+        table.add_row(row["control"], row["scenario"], *cells)
+    return table
+
+
+def compare_placements(
+    cfg: LabConfig, run_dir: Path, judged: LibraryReplay, load: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The "where to enforce" section: the scenarios of C01-C05 and C11 replayed again with
+    Keycloak's issuance policy at the AS and at both (the library's run is the gateway
+    placement), and the issuance policy's cost per token."""
+    names = list(dict.fromkeys(WHERE_SCENARIOS.values()))
+    runs = {"gateway": [r.to_dict() for r in judged.runs if r.scenario in names]}
+    for placement in (Placement.AS, Placement.BOTH):
+        placed, _, _ = replay_with_baseline(
+            cfg, run_dir / f"where-{placement}", names, baseline=False, enforce_at=placement
+        )
+        runs[placement.value] = [r.to_dict() for r in placed.runs]
+    err.print("where     the issuance policy's cost per token (refresh grant, interleaved rounds)")
+    issuance = measure_issuance_cost(cfg).to_dict()
+    return {"issuance_cost": issuance, "rows": where_to_enforce(runs, load, issuance)}
+
+
 def lab(
     results: Annotated[
         Path, typer.Option(help="directory to write results into (a timestamped subdirectory)")
@@ -139,6 +182,13 @@ def lab(
             min=0,
         ),
     ] = DEFAULT_LOAD_SECONDS,
+    where: Annotated[
+        bool,
+        typer.Option(
+            help="compare enforcing C01-C05 and C11 at the gateway, the authorization server "
+            "and both (replays and the cost per token)"
+        ),
+    ] = True,
 ) -> None:
     """Run the lab's main job: stand up the stack, seed it, replay the scenarios with the controls
     on and off, and write the results directory (results.json, report.md, report.html)."""
@@ -165,6 +215,11 @@ def lab(
             "of the controls matrix"
         )
         load = run_matrix(cfg, lab_load_options(load_seconds), folder.path, RichProgress(err))
+    load_dict = load.to_dict() if load is not None else None
+    placements = None
+    if where:
+        err.print("where     C01-C05 and C11 enforced at the authorization server, then at both")
+        placements = compare_placements(cfg, folder.path, judged, load_dict)
     stack_facts = {
         "start_seconds": up.seconds,
         "services": {
@@ -181,7 +236,8 @@ def lab(
         population=population.to_dict(),
         checks=checks,
         stack=stack_facts,
-        load=load.to_dict() if load is not None else None,
+        load=load_dict,
+        where=placements,
     )
     for check in checks:
         colour = "green" if check["status"] == "pass" else "red"
@@ -190,6 +246,8 @@ def lab(
     out.print(blast_table(blast_radius(judged.runs, off.runs if off else None)))
     if load is not None:
         out.print(load_table(load))
+    if placements is not None:
+        out.print(where_table(placements["rows"]))
     err.print(f"results written to {run_dir} (report: {run_dir / 'report.md'})")
     if any(c["status"] != "pass" for c in checks):
         raise LabError("the stack failed its end-to-end checks", f"see {run_dir / 'results.json'}")

@@ -34,6 +34,7 @@ class Credentials:
     token: Token | None
     probe: ScopeProbe | None = None
     error: str | None = None
+    refused_scope: bool = False  # the AS refused the request's scopes (invalid_scope)
 
     def close(self) -> None:
         if self.client is not None:
@@ -98,7 +99,7 @@ def obtain(
         token = _login(cfg, client, scenario, tenant, bindings)
     except SmartError as exc:
         probe = ScopeProbe("refused", requested, (), exc.error) if scenario.scope_probe else None
-        return Credentials(client, None, probe, str(exc))
+        return Credentials(client, None, probe, str(exc), exc.error == "invalid_scope")
     probe = None
     if scenario.scope_probe:
         granted = token.granted_scopes

@@ -202,7 +202,7 @@ def replay(
         my_patient=patient,
         unsent_probes=unsent,
         anomalous=anomalous,
-        issued=_issued(creds.token, tuple(scenario.scopes)),
+        issued=_issued(creds.token, tuple(scenario.scopes), refused=creds.refused_scope),
     )
     run.verdicts = {c: v for c, (v, _) in verdicts.items()}
     run.evidence = {c: e for c, (_, e) in verdicts.items()}
@@ -239,9 +239,11 @@ def _cached_window(end: SessionEndResult) -> float:
     return 0.0
 
 
-def _issued(token: Token | None, requested: tuple[str, ...]) -> IssuedFacts | None:
-    if token is None:
-        return None
+def _issued(
+    token: Token | None, requested: tuple[str, ...], *, refused: bool = False
+) -> IssuedFacts | None:
+    if token is None:  # refused for its scopes: the AS issued nothing of what was asked
+        return IssuedFacts(requested, (), 0, False, refused=True) if refused else None
     granted = tuple(token.scope.split())
     return IssuedFacts(requested, granted, int(token.lifetime_s or 0), token.is_offline)
 

@@ -49,6 +49,7 @@ class IssuedFacts:
     scopes: tuple[str, ...]  # the scopes granted
     lifetime_s: int
     offline: bool  # an offline refresh token came with it
+    refused: bool = False  # no token: the AS refused the scopes asked for (invalid_scope)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +106,8 @@ def audit(
         it; `still`: the issued token breaks it too. Only a request the AS narrowed is credited
         to the AS; what the run did not ask for says nothing of it."""
         if registered and asked_for and not still:
-            found[control] = (HELD, f"the AS {how} (registered: {why_bad})")
+            done = "refused the token" if issued is not None and issued.refused else how
+            found[control] = (HELD, f"the AS {done} (registered: {why_bad})")
         else:
             put(control, registered, why_bad, why_ok)
 
@@ -170,7 +172,12 @@ def audit(
     )
     system_wild = [s.raw for s in scopes.wildcard_scopes if s.context == "system"]
     if ai and system_wild:
-        found["C11"] = (VIOLATED, f"the AS grants {' '.join(system_wild)} to an operational AI")
+        asked_wild = asked is not None and any(s.context == "system" for s in asked.wildcard_scopes)
+        if asked_wild and granted is not None and not granted.wildcard_scopes:
+            how = "refused" if issued is not None and issued.refused else "narrowed"
+            found["C11"] = (HELD, f"the AS {how} the request for {' '.join(system_wild)}")
+        else:
+            found["C11"] = (VIOLATED, f"the AS grants {' '.join(system_wild)} to an operational AI")
     return found
 
 

@@ -31,6 +31,7 @@ def build_document(
     stack: Mapping[str, Any] | None = None,
     audit: Mapping[str, Any] | None = None,
     files: Mapping[str, Any] | None = None,
+    where: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     runs = replay.runs if replay else []
     matrix = control_matrix(runs)
@@ -62,6 +63,7 @@ def build_document(
         "replay": replay.to_dict() if replay else None,
         "baseline": baseline.to_dict() if baseline else None,
         "load": dict(load) if load is not None else None,
+        "where": dict(where) if where is not None else None,
         "audit": dict(audit) if audit is not None else None,
         "files": dict(files or {}),
     }

@@ -127,6 +127,7 @@ def view(document: Mapping[str, Any], charts: Mapping[str, Path | None]) -> dict
         "alerts": _alerts(runs, baseline),
         "gateway_controls": replay.get("controls", {}),
         "load": load,
+        "where": document.get("where"),
         "charts": {k: (p.name if p else None) for k, p in charts.items()},
         "embedded": {k: _embed(p) for k, p in charts.items()},
     }

@@ -55,6 +55,7 @@ def write_results(
     load: Mapping[str, Any] | None = None,
     checks: list[dict[str, Any]] | None = None,
     stack: Mapping[str, Any] | None = None,
+    where: Mapping[str, Any] | None = None,
 ) -> Path:
     copied = folder.copy_audit()
     document = build_document(
@@ -68,6 +69,7 @@ def write_results(
         load=load,
         checks=checks,
         stack=stack,
+        where=where,
         audit=audit_facts(folder, copied),
         files={"results": RESULTS_FILE, "report_md": "report.md", "report_html": "report.html"},
     )

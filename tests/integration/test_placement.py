@@ -13,6 +13,9 @@ import pytest
 from labcore.config import LabConfig
 from labcore.keycloak_admin import KeycloakAdmin
 from simulator.authserver.issuance import effective_issuance
+from simulator.cli.lab_cmd import compare_placements
+from simulator.cli.run_cmd import replay_with_baseline
+from simulator.results.where import WHERE_SCENARIOS
 from tests.integration.test_replay import fhirlab_run
 
 pytestmark = pytest.mark.integration
@@ -75,3 +78,36 @@ def test_an_unknown_placement_is_refused_with_a_message(seeded: LabConfig, tmp_p
     assert done.returncode == 1
     assert "unknown placement 'nowhere'" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_the_lab_compares_the_placements_and_prices_the_issuance_policy(
+    seeded: LabConfig, tmp_path: Path
+) -> None:
+    """`fhirlab lab`'s "where to enforce" step, on the library's gateway run of its scenarios:
+    a row per control with all three placements, and the issuance policy timed per token with
+    the policy really applied to the tokens measured (their lifetime capped)."""
+    names = list(dict.fromkeys(WHERE_SCENARIOS.values()))
+    judged, _, _ = replay_with_baseline(seeded, tmp_path / "gw", names, baseline=False)
+    where = compare_placements(seeded, tmp_path, judged, None)
+    rows = {r["control"]: r["placements"] for r in where["rows"]}
+    costs = {r["control"]: r["cost"] for r in where["rows"]}
+    assert set(rows) == set(WHERE_SCENARIOS)
+    assert all(list(p) == ["gateway", "as", "both"] for p in rows.values())
+    c05 = rows["C05"]
+    assert c05["gateway"]["verdict"] == "violated" and c05["gateway"]["caught"]
+    assert c05["gateway"]["patients"] == 0  # the registration breaks it, the gateway refused
+    assert c05["as"]["verdict"] == "violated" and not c05["as"]["caught"]
+    assert "patient/*.read" not in c05["as"]["received"]
+    assert c05["as"]["patients"] >= 1
+    for control in ("C01", "C11"):  # the broad assistant's system/*.read: refused at the AS
+        assert rows[control]["gateway"]["verdict"] == "violated"
+        assert rows[control]["as"]["verdict"] == "held"
+        assert rows[control]["as"]["received"].startswith("no token")
+    c02 = rows["C02"]
+    assert "28800 s" in c02["gateway"]["received"] and "900 s" in c02["as"]["received"]
+    issuance = where["issuance_cost"]
+    assert issuance["expires_in"] == {"registered": 300, "registered-2": 300, "policy": 240}
+    assert issuance["added"]["samples"] == issuance["rounds"] * issuance["per_block"]
+    assert costs["C05"]["as"].startswith("per token issued: ")
+    assert costs["C05"]["gateway"].startswith("not measured")  # no load run here
+    assert _issuance_mappers(seeded) == []  # Keycloak is back as the profiles ship

@@ -351,3 +351,16 @@ def test_a_capped_lifetime_and_withheld_offline_access_hold() -> None:
     assert audit(facts("offline-assistant"), LAB, withheld)["C03"][0] == HELD
     kept = IssuedFacts(asked, asked, 300, True)
     assert audit(facts("offline-assistant"), LAB, kept)["C03"][0] == VIOLATED
+
+
+def test_a_request_the_as_refused_for_its_scopes_holds_what_the_registration_broke() -> None:
+    asked = ("system/*.read",)
+    refused = IssuedFacts(asked, (), 0, False, refused=True)
+    found = audit(facts("broad-clinical-assistant"), LAB, refused)
+    for control in ("C01", "C04", "C05", "C11"):
+        assert found[control][0] == HELD, (control, found[control])
+    assert "the AS refused the token" in found["C01"][1]
+    assert "refused the request for system/*.read" in found["C11"][1]
+    granted = IssuedFacts(asked, asked, 300, False)  # as registered: all four broken
+    found = audit(facts("broad-clinical-assistant"), LAB, granted)
+    assert [found[c][0] for c in ("C01", "C04", "C05", "C11")] == [VIOLATED] * 4
