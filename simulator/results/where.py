@@ -48,7 +48,8 @@ def received(run: Mapping[str, Any]) -> str:
 
 def reached(run: Mapping[str, Any]) -> str:
     blast = run["blast_radius"]
-    return f"{blast['patients']} patients, {blast['resources']} resources"
+    patients, resources = blast["patients"], blast["resources"]
+    return f"{patients} patient{'' if patients == 1 else 's'}, {resources} resources"
 
 
 def _gateway_cost(load: Mapping[str, Any] | None, control: str) -> str:

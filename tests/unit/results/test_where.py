@@ -131,8 +131,7 @@ def test_the_reports_show_the_section(tmp_path: Path) -> None:
     assert "## Where to enforce (C01–C05, C11)" in md and "<h2>Where to enforce" in html
     assert "| C05 | wildcard-scheduler | gateway |" in md
     assert (
-        "| as | scope patient/Appointment.rs; 300 s | 1 patients, 4 resources | **violated** |"
-        in md
+        "| as | scope patient/Appointment.rs; 300 s | 1 patient, 4 resources | **violated** |" in md
     )
     assert "`expires_in` 240 s against 300 s" in md
     assert "Added median per token +2.00" in md and "Added median per token +2.00" in html
