@@ -11,9 +11,11 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from gateway.policy import POLICY_FILE, load_policy
 from labcore.config import load_config
+from simulator.authserver.placement import SHARED_CONTROLS, Placement, parse_placement, placed
 from simulator.cli.console import err, out
-from simulator.load.matrix import MATRIX_NAMES, parse_matrix
+from simulator.load.matrix import MATRIX_NAMES, parse_matrix, with_controls_off
 from simulator.load.progress import RichProgress
 from simulator.load.rounds import DEFAULT_ROUNDS
 from simulator.load.runner import LOAD_FILE, LoadOptions, run_matrix
@@ -96,17 +98,28 @@ def load(
         Path | None,
         typer.Option(file_okay=False, help="scenario directory (default: the repository's)"),
     ] = None,
+    enforce_at: Annotated[
+        str,
+        typer.Option(
+            help="where C01-C05 are enforced: gateway (as shipped), as (Keycloak's issuance "
+            "policy on, the gateway's C01-C05 off in every configuration) or both"
+        ),
+    ] = "gateway",
 ) -> None:
     """Run the scenario library under Locust load through one extra gateway per configuration
     (off, each run-time control alone, all), in interleaved rounds, and compare throughput and
     latency with `off`."""
+    placement = parse_placement(enforce_at)
+    configs = parse_matrix(matrix, noise_floor=noise_floor)
+    if placement is Placement.AS:
+        configs = with_controls_off(configs, SHARED_CONTROLS)
     options = LoadOptions(
         seconds=seconds,
         users=users,
         spawn_rate=spawn_rate,
         workers=workers,
         pace=pace,
-        matrix=tuple(parse_matrix(matrix, noise_floor=noise_floor)),
+        matrix=tuple(configs),
         scenarios=tuple(scenarios) if scenarios else None,
         library=library,
         rate_limit=rate_limit,
@@ -115,10 +128,14 @@ def load(
         warmup=warmup,
         order_seed=order_seed,
         interleave=interleave,
+        enforce_at=placement.value,
     )
     cfg = load_config()
     run_dir = ResultsDirectory.new(results, time.time()).path
-    with RichProgress(err) as progress:
+    policy = load_policy(cfg.gateway_policy or POLICY_FILE)
+    with placed(cfg, placement, policy) as issuance_clients, RichProgress(err) as progress:
+        if issuance_clients:
+            err.print(f"issuance policy on in Keycloak for {len(issuance_clients)} clients")
         result = run_matrix(cfg, options, run_dir, progress)
     wide = Console(file=out.file, width=max(out.width, TABLE_WIDTH))
     wide.print(load_table(result))

@@ -11,7 +11,7 @@ requests sent to HAPI FHIR itself, against which the whole gateway's cost is mea
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from gateway.controls import Mode
 from gateway.policy import RUNTIME_CONTROLS
@@ -104,3 +104,16 @@ def parse_matrix(text: str | None, noise_floor: bool = True) -> list[Configurati
     if noise_floor and OFF in wanted and set(wanted) - {OFF, AA}:
         wanted.append(AA)
     return [configuration(name) for name in MATRIX_NAMES if name in wanted]
+
+
+def with_controls_off(configs: list[Configuration], off: tuple[str, ...]) -> list[Configuration]:
+    """The matrix with `off` switched off in every configuration (enforced elsewhere: at the
+    authorization server, `fhirlab load --enforce-at as`). A configuration that was one of them
+    alone would be `off` again, so it is left out."""
+    placed = []
+    for config in configs:
+        if config.name in off:
+            continue
+        modes = tuple((c, Mode.OFF if c in off else m) for c, m in config.modes)
+        placed.append(replace(config, modes=modes))
+    return placed

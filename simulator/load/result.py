@@ -130,6 +130,7 @@ class LoadResult:
     order_seed: int | None = None  # the seed the rounds' orders were shuffled from
     interleave: str = SLICES  # a round's configurations: in turn (SLICES) or at once (REQUESTS)
     startup_s: float | None = None  # Locust's start to the first slice (imports, logins)
+    enforce_at: str = "gateway"  # where C01-C05 were enforced (simulator/authserver/placement.py)
 
     @property
     def baseline(self) -> ConfigResult | None:
@@ -169,6 +170,7 @@ class LoadResult:
             "order": self.order,
             "order_seed": self.order_seed,
             "interleave": self.interleave,
+            "enforce_at": self.enforce_at,
             "startup_s": self.startup_s,
             "rate_limit": self.rate_limit,
             "read_only": self.read_only,

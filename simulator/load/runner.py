@@ -85,6 +85,7 @@ class LoadOptions:
     # "requests" (all at once, each request to one drawn at random: latency); None: "requests"
     # when paced, else "slices"
     interleave: str | None = None
+    enforce_at: str = "gateway"  # recorded only: the caller provisions Keycloak and the matrix
 
     @property
     def resolved_interleave(self) -> str:
@@ -462,6 +463,7 @@ def run_matrix(
         rounds=options.resolved_rounds,
         warmup_s=options.warmup,
         interleave=options.resolved_interleave,
+        enforce_at=options.enforce_at,
         order_seed=options.order_seed
         if options.order_seed is not None
         else secrets.randbelow(2**31),

@@ -17,7 +17,9 @@ from typing import Any
 import pytest
 
 from labcore.config import LabConfig
+from labcore.keycloak_admin import KeycloakAdmin
 from seed.lab import read_seed_record, seed_lab
+from simulator.authserver.issuance import effective_issuance
 from simulator.load import cost
 from simulator.load.matrix import AA, DIRECT, OFF, Configuration, configuration
 from simulator.load.rounds import balanced_schedule
@@ -249,3 +251,21 @@ def test_a_graceful_stop_under_load_loses_no_record(seeded: LabConfig, tmp_path:
     assert result.problems() == [], result.to_dict()
     assert result.audit_records == result.answered and result.chain is not None
     assert result.chain.ok
+
+
+def test_load_with_enforcement_at_the_as(seeded: LabConfig, tmp_path: Path) -> None:
+    """`--enforce-at as`: Keycloak's issuance policy on for the run, the gateway's C01-C05 off in
+    every configuration, so the wildcard scheduler's narrowed token meets no scope check; Keycloak
+    is put back as the profiles ship."""
+    args = ["--matrix", "all,off", "--no-noise-floor", "--seconds", "3", "--users", "2"]
+    args += ["--warmup", "0", "--enforce-at", "as"]
+    result = fhirlab_load(seeded, tmp_path, *args, MISCONFIGURED, WELL_BEHAVED)
+    assert result["enforce_at"] == "as"
+    off, every = result["configs"]
+    assert (off["name"], every["name"]) == ("off", "all") and every["requests"] > 0
+    assert {every["controls"][c] for c in ("C01", "C02", "C03", "C04", "C05")} == {"off"}
+    assert every["controls"]["C08"] == "enforce"
+    assert not {c for r in rows_of(every, MISCONFIGURED) for c in r["denied_by"]} & {"C05"}
+    with KeycloakAdmin(seeded.keycloak_url, seeded.admin_user, seeded.admin_password) as admin:
+        clients = admin.expect(admin.request("GET", "/realms/tenant-a/clients"), 200).json()
+        assert not [c for c in clients if effective_issuance(admin, "tenant-a", c["id"])]

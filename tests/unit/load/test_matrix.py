@@ -9,7 +9,13 @@ from hypothesis import strategies as st
 from gateway.controls import Mode
 from gateway.policy import RUNTIME_CONTROLS
 from labcore.errors import LabError
-from simulator.load.matrix import MATRIX_NAMES, configuration, full_matrix, parse_matrix
+from simulator.load.matrix import (
+    MATRIX_NAMES,
+    configuration,
+    full_matrix,
+    parse_matrix,
+    with_controls_off,
+)
 
 
 def test_the_full_matrix_is_off_each_control_alone_then_all() -> None:
@@ -89,3 +95,14 @@ def test_direct_is_hapi_itself_named_only_when_wanted() -> None:
     assert "direct" not in [c.name for c in full_matrix()]
     assert [c.name for c in parse_matrix("DIRECT,all,off")] == ["off", "off-2", "all", "direct"]
     assert not any(c.direct for c in parse_matrix("off,all"))
+
+
+def test_enforcing_at_the_as_switches_the_shared_controls_off_everywhere() -> None:
+    shared = ("C01", "C02", "C03", "C04", "C05")
+    placed = with_controls_off(full_matrix(), shared)
+    names = [c.name for c in placed]
+    assert not set(shared) & set(names)  # alone, each would be `off` again
+    assert "off" in names and "all" in names and "C08" in names
+    every = next(c for c in placed if c.name == "all")
+    assert all(every.controls[c] == "off" for c in shared)
+    assert every.controls["C08"] == "enforce"
