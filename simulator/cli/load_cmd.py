@@ -13,7 +13,7 @@ from rich.console import Console
 
 from gateway.policy import POLICY_FILE, load_policy
 from labcore.config import load_config
-from simulator.authserver.placement import SHARED_CONTROLS, Placement, parse_placement, placed
+from simulator.authserver.placement import gateway_modes, parse_placement, placed
 from simulator.cli.console import err, out
 from simulator.load.matrix import MATRIX_NAMES, parse_matrix, with_controls_off
 from simulator.load.progress import RichProgress
@@ -111,8 +111,9 @@ def load(
     latency with `off`."""
     placement = parse_placement(enforce_at)
     configs = parse_matrix(matrix, noise_floor=noise_floor)
-    if placement is Placement.AS:
-        configs = with_controls_off(configs, SHARED_CONTROLS)
+    switched = gateway_modes(placement)  # what the placement switches off at the gateway
+    if switched:
+        configs = with_controls_off(configs, tuple(switched))
     options = LoadOptions(
         seconds=seconds,
         users=users,
