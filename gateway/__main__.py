@@ -55,6 +55,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--keycloak", help="Keycloak base URL (issuers are its tenant realms)")
     parser.add_argument("--public-base", help="this gateway's FHIR base URL (the token audience)")
     parser.add_argument("--policy", type=Path, default=POLICY_FILE)
+    parser.add_argument(
+        "--clients", type=Path, help="client profiles over keycloak/clients/ (by client_id)"
+    )
     parser.add_argument("--audit-dir", type=Path, help="where audit.jsonl and alerts.jsonl go")
     parser.add_argument("--loop", default="auto", choices=["auto", "asyncio", "uvloop"])
     parser.add_argument("--http", default="auto", choices=["auto", "h11", "httptools"])
@@ -70,7 +73,13 @@ def main(argv: list[str] | None = None) -> None:
         public_base = args.public_base or f"http://localhost:{args.port}{args.base_path}"
         try:
             config = load_gateway_config(
-                args.repo, args.keycloak, public_base, settings, args.policy, args.audit_dir
+                args.repo,
+                args.keycloak,
+                public_base,
+                settings,
+                args.policy,
+                args.audit_dir,
+                args.clients,
             )
         except LabError as exc:
             parser.exit(2, f"gateway: {exc}\n")

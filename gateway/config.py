@@ -1,6 +1,7 @@
 """Everything the gateway is started with, assembled once from files written elsewhere:
 the policy (gateway/policy.yaml), the tenants (keycloak/tenants.yaml) and the client classes
-(keycloak/clients/*.yaml) — the authorization server's own configuration, not a copy of it."""
+(keycloak/clients/*.yaml, with --clients a directory of profiles over them) — the authorization
+server's own configuration, not a copy of it."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 
 from gateway.policy import POLICY_FILE, Policy, load_policy
 from gateway.settings import GatewaySettings, TenantIssuer
-from labcore.profiles import PROFILE_DIR, load_profiles
+from labcore.profiles import lab_profiles
 from labcore.tenants import load_tenants
 
 
@@ -33,6 +34,7 @@ def load_gateway_config(
     settings: GatewaySettings,
     policy_path: Path = POLICY_FILE,
     audit_dir: Path | None = None,
+    clients_dir: Path | None = None,
 ) -> GatewayConfig:
     tenants = load_tenants(repo)
     issuers = tuple(
@@ -43,7 +45,7 @@ def load_gateway_config(
         )
         for t in tenants.tenants
     )
-    profiles = load_profiles(repo / PROFILE_DIR)
+    profiles = lab_profiles(repo, clients_dir)
     return GatewayConfig(
         settings=settings,
         policy=load_policy(policy_path),

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from gateway.controls import CONTROLS, Mode
+from gateway.controls import CONTROLS, Mode, ModeField
 from labcore.yamlfile import load_model
 
 POLICY_FILE = Path(__file__).with_name("policy.yaml")
@@ -61,7 +61,7 @@ class AuditPolicy(_Strict):
 
 class Policy(_Strict):
     schema_version: Literal[1]
-    controls: dict[str, Mode]
+    controls: dict[str, ModeField]
     token: TokenPolicy = TokenPolicy()
     client_policy: ClientPolicy = ClientPolicy()
     operations: OperationsPolicy = OperationsPolicy()

@@ -57,6 +57,10 @@ class LabConfig:
     hapi_datasource_password: str | None = None
     start_timeout_s: float = 600.0
     gateway_policy: Path | None = None  # None: gateway/policy.yaml
+    # your own configuration: client profiles over keycloak/clients/ (by client_id), and a
+    # scenario library instead of scenarios/
+    clients_dir: Path | None = None
+    scenarios_dir: Path | None = None
     # external: the servers run elsewhere (docker compose, your own); the lab only uses them.
     external: bool = False
     url_overrides: Mapping[str, str] = field(default_factory=dict)
@@ -171,12 +175,17 @@ def load_config(env: Mapping[str, str] | None = None) -> LabConfig:
         hapi_datasource_username=env.get("FHIRLAB_HAPI_DATASOURCE_USERNAME") or None,
         hapi_datasource_password=env.get("FHIRLAB_HAPI_DATASOURCE_PASSWORD") or None,
         start_timeout_s=_seconds(env, "FHIRLAB_START_TIMEOUT", base.start_timeout_s),
-        gateway_policy=Path(env["FHIRLAB_GATEWAY_POLICY"]).resolve()
-        if env.get("FHIRLAB_GATEWAY_POLICY")
-        else None,
+        gateway_policy=_path(env, "FHIRLAB_GATEWAY_POLICY"),
+        clients_dir=_path(env, "FHIRLAB_CLIENTS"),
+        scenarios_dir=_path(env, "FHIRLAB_SCENARIOS"),
         external=_stack_mode(env),
         url_overrides={k: env[v].rstrip("/") for k, v in _URL_VARS.items() if env.get(v)},
     )
+
+
+def _path(env: Mapping[str, str], var: str) -> Path | None:
+    raw = env.get(var)
+    return Path(raw).expanduser().resolve() if raw else None
 
 
 def _seconds(env: Mapping[str, str], var: str, default: float) -> float:

@@ -4,13 +4,24 @@ gateway's policy and the authorization server's issuance policy (`labcore/issuan
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Final
+from typing import Annotated, Any, Final
+
+from pydantic import BeforeValidator
 
 
 class Mode(StrEnum):
     ENFORCE = "enforce"  # a violation is refused
     MONITOR = "monitor"  # a violation is recorded (audit, results) but the request proceeds
     OFF = "off"  # the check is not run
+
+
+def _unquoted_off(value: Any) -> Any:
+    """YAML 1.1 reads an unquoted `off` as false: in a mode field it can only mean "off"."""
+    return Mode.OFF.value if value is False else value
+
+
+# a mode as written in a YAML file: `C09: off` works unquoted
+ModeField = Annotated[Mode, BeforeValidator(_unquoted_off)]
 
 
 CONTROLS: Final[dict[str, str]] = {

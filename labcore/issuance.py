@@ -29,7 +29,7 @@ from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from labcore.controls import Mode
+from labcore.controls import Mode, ModeField
 from labcore.scopes import SPECIAL_SCOPES, ScopeError, parse_scope
 
 ISSUANCE_CONTROLS: Final[tuple[str, ...]] = ("C01", "C02", "C03", "C04", "C05", "C11")
@@ -41,12 +41,12 @@ class IssuancePolicy(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    C01: Mode = Mode.OFF
-    C02: Mode = Mode.OFF
-    C03: Mode = Mode.OFF
-    C04: Mode = Mode.OFF
-    C05: Mode = Mode.OFF
-    C11: Mode = Mode.OFF
+    C01: ModeField = Mode.OFF
+    C02: ModeField = Mode.OFF
+    C03: ModeField = Mode.OFF
+    C04: ModeField = Mode.OFF
+    C05: ModeField = Mode.OFF
+    C11: ModeField = Mode.OFF
     max_token_lifetime_s: int = Field(default=900, ge=30, le=7 * 24 * 3600)
 
     def mode(self, control: str) -> Mode:

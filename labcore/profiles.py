@@ -157,3 +157,13 @@ def load_profiles(directory: Path) -> dict[str, ClientProfile]:
     if problems:
         raise DocumentError(directory, problems)
     return profiles
+
+
+def lab_profiles(repo: Path, own: Path | None = None) -> dict[str, ClientProfile]:
+    """The lab's client profiles (keycloak/clients/ under `repo`); with `own`, that directory's
+    profiles over them by client_id: a team's changed clients replace the lab's, its new ones
+    join them."""
+    profiles = load_profiles(repo / PROFILE_DIR)
+    if own is not None:
+        profiles.update(load_profiles(own))
+    return profiles

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from labcore.config import LabConfig
 from labcore.errors import LabError
 from labcore.keycloak_admin import KeycloakAdmin
-from labcore.profiles import PROFILE_DIR, Authenticator, ClientProfile, load_profiles
+from labcore.profiles import (
+    PROFILE_DIR,
+    Authenticator,
+    ClientProfile,
+    lab_profiles,
+    load_profiles,
+)
 from labcore.tenants import load_tenants
 from simulator.authserver.clients import Applied, apply_profile, effective_client
 from simulator.authserver.provision import provision_tenants
@@ -17,11 +25,12 @@ from simulator.smart.keys import client_key, public_jwks
 
 
 def profile_dir(cfg: LabConfig) -> Path:
-    return cfg.repo / PROFILE_DIR
+    """Where the profiles come from, for messages: your own directory, else the lab's."""
+    return cfg.clients_dir or cfg.repo / PROFILE_DIR
 
 
 def select_profiles(cfg: LabConfig, client_ids: Iterable[str] = ()) -> list[ClientProfile]:
-    profiles = load_profiles(profile_dir(cfg))
+    profiles = lab_profiles(cfg.repo, cfg.clients_dir)
     tenants = set(load_tenants(cfg.repo).ids)
     for profile in profiles.values():
         unknown = [t for t in profile.tenants if t not in tenants]
@@ -68,3 +77,20 @@ def show_profiles(cfg: LabConfig, client_ids: Iterable[str] = ()) -> list[dict[s
                 effective = effective_client(admin, tenant, profile.client_id)
                 shown.append(effective or {"tenant": tenant, "client_id": profile.client_id})
     return shown
+
+
+@contextmanager
+def own_profiles_restored(cfg: LabConfig) -> Iterator[None]:
+    """With your own client profiles (`cfg.clients_dir`), Keycloak gets the lab's profiles of
+    the clients you changed back on exit, whatever happens; the clients you added stay."""
+    if cfg.clients_dir is None:
+        yield
+        return
+    own = load_profiles(cfg.clients_dir)
+    try:
+        yield
+    finally:
+        shipped = lab_profiles(cfg.repo)
+        changed = [client_id for client_id in own if client_id in shipped]
+        if changed:
+            apply_profiles(replace(cfg, clients_dir=None), changed)

@@ -11,6 +11,7 @@ directory.
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -23,12 +24,20 @@ from labcore.errors import LabError
 from labcore.tenants import load_tenants
 from seed import PopulationOptions
 from seed.lab import seed_lab, seeded_options
-from simulator.authserver.apply import apply_profiles, select_profiles
+from simulator.authserver.apply import apply_profiles, own_profiles_restored, select_profiles
 from simulator.authserver.issuance_cost import measure_issuance_cost
 from simulator.authserver.placement import Placement
 from simulator.cli.console import err, out
+from simulator.cli.own_config import (
+    ClientsDir,
+    OwnConfig,
+    PolicyFile,
+    ScenariosDir,
+    with_own_config,
+)
 from simulator.cli.run_cmd import (
     EXIT_EXPECTATION_FAILED,
+    JunitFile,
     blast_table,
     replay_table,
     replay_with_baseline,
@@ -41,6 +50,7 @@ from simulator.load.rounds import MIN_SLICE_S
 from simulator.replay.library import LibraryReplay
 from simulator.replay.summary import blast_radius
 from simulator.results import ResultsDirectory, write_results
+from simulator.results.junit import junit_for_results
 from simulator.results.where import WHERE_SCENARIOS, where_to_enforce
 from simulator.smart.auth import PrivateKeyJwt
 from simulator.smart.client import SmartClient
@@ -68,13 +78,15 @@ DEFAULT_LOAD_SECONDS = 6.0
 LAB_LOAD_ROUNDS = 4
 
 
-def lab_load_options(seconds: float) -> LoadOptions:
+def lab_load_options(seconds: float, library: Collection[str] | None = None) -> LoadOptions:
     """The whole matrix and `direct` (HAPI FHIR itself: the whole gateway's cost), paced, so
-    the requests are interleaved (latency mode)."""
+    the requests are interleaved (latency mode). With your own `library` lacking the lab's
+    load scenarios, every scenario of it with load enabled."""
     rounds = LAB_LOAD_ROUNDS if seconds / LAB_LOAD_ROUNDS >= MIN_SLICE_S else None
     matrix = (*full_matrix(), configuration(DIRECT))
+    names = tuple(n for n in LAB_LOAD_SCENARIOS if library is None or n in library)
     return LoadOptions(
-        seconds=seconds, scenarios=LAB_LOAD_SCENARIOS, pace=LAB_LOAD_PACE, rounds=rounds,
+        seconds=seconds, scenarios=names or None, pace=LAB_LOAD_PACE, rounds=rounds,
         users=LAB_LOAD_USERS,
         matrix=matrix,
     )  # fmt: skip
@@ -151,16 +163,30 @@ def where_table(rows: list[dict[str, Any]]) -> Table:
 
 
 def compare_placements(
-    cfg: LabConfig, run_dir: Path, judged: LibraryReplay, load: dict[str, Any] | None
+    cfg: LabConfig,
+    run_dir: Path,
+    judged: LibraryReplay,
+    load: dict[str, Any] | None,
+    *,
+    own_gateway: bool = False,
 ) -> dict[str, Any]:
-    """The "where to enforce" section: the scenarios of C01-C05 and C11 replayed again with
-    Keycloak's issuance policy at the AS and at both (the library's run is the gateway
-    placement), and the issuance policy's cost per token."""
-    names = list(dict.fromkeys(WHERE_SCENARIOS.values()))
+    """The "where to enforce" section: the scenarios of C01-C05 and C11 (those in the library)
+    replayed again with Keycloak's issuance policy at the AS and at both (the library's run is
+    the gateway placement), and the issuance policy's cost per token."""
+    replayed = {r.scenario for r in judged.runs}
+    names = [n for n in dict.fromkeys(WHERE_SCENARIOS.values()) if n in replayed]
     runs = {"gateway": [r.to_dict() for r in judged.runs if r.scenario in names]}
     for placement in (Placement.AS, Placement.BOTH):
+        if not names:
+            runs[placement.value] = []
+            continue
         placed, _, _ = replay_with_baseline(
-            cfg, run_dir / f"where-{placement}", names, baseline=False, enforce_at=placement
+            cfg,
+            run_dir / f"where-{placement}",
+            names,
+            baseline=False,
+            enforce_at=placement,
+            own_gateway=own_gateway,
         )
         runs[placement.value] = [r.to_dict() for r in placed.runs]
     err.print("where     the issuance policy's cost per token (refresh grant, interleaved rounds)")
@@ -189,12 +215,34 @@ def lab(
             "and both (replays and the cost per token)"
         ),
     ] = True,
+    scenario_dir: ScenariosDir = None,
+    clients: ClientsDir = None,
+    policy: PolicyFile = None,
+    junit: JunitFile = None,
 ) -> None:
     """Run the lab's main job: stand up the stack, seed it, replay the scenarios with the controls
     on and off, and write the results directory (results.json, report.md, report.html)."""
-    cfg = load_config()
+    own = OwnConfig(scenario_dir, clients, policy)
+    cfg = with_own_config(load_config(), own)
     t0 = time.time()
     up = start_stack(cfg)
+    if own.needs_own_gateway or own.scenarios:
+        err.print(f"config    yours: {own.label()}")
+    with own_profiles_restored(cfg):
+        _main_job(cfg, own, t0, up.seconds, results, baseline, load_seconds, where, junit)
+
+
+def _main_job(
+    cfg: LabConfig,
+    own: OwnConfig,
+    t0: float,
+    start_seconds: float,
+    results: Path,
+    baseline: bool,
+    load_seconds: float,
+    where: bool,
+    junit: Path | None,
+) -> None:
     applied = apply_profiles(cfg)
     err.print(f"clients   {len(applied)} client registrations applied")
     seeded = seeded_options(cfg)
@@ -207,21 +255,26 @@ def lab(
         err.print(f"seed      lab already holds {seeded.patients} patients (seed {seeded.seed})")
     checks = smoke_checks(cfg) + smart_checks(cfg)
     folder = ResultsDirectory.new(results, t0, None if cfg.external else cfg.audit_dir)
-    judged, off, population = replay_with_baseline(cfg, folder.path, baseline=baseline)
+    judged, off, population = replay_with_baseline(
+        cfg, folder.path, baseline=baseline, own_gateway=own.needs_own_gateway
+    )
     load = None
     if load_seconds > 0:
         err.print(
             f"load      the good scenarios under Locust, {load_seconds:g} s per configuration "
             "of the controls matrix"
         )
-        load = run_matrix(cfg, lab_load_options(load_seconds), folder.path, RichProgress(err))
+        options = lab_load_options(load_seconds, [r.scenario for r in judged.runs])
+        load = run_matrix(cfg, options, folder.path, RichProgress(err))
     load_dict = load.to_dict() if load is not None else None
     placements = None
     if where:
         err.print("where     C01-C05 and C11 enforced at the authorization server, then at both")
-        placements = compare_placements(cfg, folder.path, judged, load_dict)
+        placements = compare_placements(
+            cfg, folder.path, judged, load_dict, own_gateway=own.needs_own_gateway
+        )
     stack_facts = {
-        "start_seconds": up.seconds,
+        "start_seconds": start_seconds,
         "services": {
             s.name: {"state": s.state, "url": s.url, "rss_mb": s.rss_mb} for s in stack.status(cfg)
         },
@@ -249,6 +302,8 @@ def lab(
     if placements is not None:
         out.print(where_table(placements["rows"]))
     err.print(f"results written to {run_dir} (report: {run_dir / 'report.md'})")
+    if junit is not None:
+        err.print(f"junit     {junit_for_results(run_dir, junit)}")
     if any(c["status"] != "pass" for c in checks):
         raise LabError("the stack failed its end-to-end checks", f"see {run_dir / 'results.json'}")
     if not judged.ok:

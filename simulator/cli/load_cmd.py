@@ -13,8 +13,16 @@ from rich.console import Console
 
 from gateway.policy import POLICY_FILE, load_policy
 from labcore.config import load_config
+from simulator.authserver.apply import own_profiles_restored
 from simulator.authserver.placement import gateway_modes, parse_placement, placed
 from simulator.cli.console import err, out
+from simulator.cli.own_config import (
+    ClientsDir,
+    OwnConfig,
+    PolicyFile,
+    ScenariosDir,
+    with_own_config,
+)
 from simulator.load.matrix import MATRIX_NAMES, parse_matrix, with_controls_off
 from simulator.load.progress import RichProgress
 from simulator.load.rounds import DEFAULT_ROUNDS
@@ -94,10 +102,9 @@ def load(
     results: Annotated[Path, typer.Option(file_okay=False, help="results directory")] = Path(
         "results"
     ),
-    library: Annotated[
-        Path | None,
-        typer.Option(file_okay=False, help="scenario directory (default: the repository's)"),
-    ] = None,
+    scenario_dir: ScenariosDir = None,
+    clients: ClientsDir = None,
+    policy: PolicyFile = None,
     enforce_at: Annotated[
         str,
         typer.Option(
@@ -122,7 +129,6 @@ def load(
         pace=pace,
         matrix=tuple(configs),
         scenarios=tuple(scenarios) if scenarios else None,
-        library=library,
         rate_limit=rate_limit,
         read_only=read_only,
         rounds=rounds,
@@ -131,10 +137,14 @@ def load(
         interleave=interleave,
         enforce_at=placement.value,
     )
-    cfg = load_config()
+    cfg = with_own_config(load_config(), OwnConfig(scenario_dir, clients, policy))
     run_dir = ResultsDirectory.new(results, time.time()).path
-    policy = load_policy(cfg.gateway_policy or POLICY_FILE)
-    with placed(cfg, placement, policy) as issuance_clients, RichProgress(err) as progress:
+    gateway_policy = load_policy(cfg.gateway_policy or POLICY_FILE)
+    with (
+        own_profiles_restored(cfg),
+        placed(cfg, placement, gateway_policy) as issuance_clients,
+        RichProgress(err) as progress,
+    ):
         if issuance_clients:
             err.print(f"issuance policy on in Keycloak for {len(issuance_clients)} clients")
         result = run_matrix(cfg, options, run_dir, progress)

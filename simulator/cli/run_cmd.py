@@ -13,6 +13,7 @@ from rich.table import Table
 
 from gateway.policy import POLICY_FILE, load_policy
 from labcore.config import LabConfig, load_config
+from simulator.authserver.apply import own_profiles_restored
 from simulator.authserver.placement import (
     SHARED_CONTROLS,
     Placement,
@@ -21,6 +22,13 @@ from simulator.authserver.placement import (
     placed,
 )
 from simulator.cli.console import err, out
+from simulator.cli.own_config import (
+    ClientsDir,
+    OwnConfig,
+    PolicyFile,
+    ScenariosDir,
+    with_own_config,
+)
 from simulator.replay import ScenarioRun
 from simulator.replay.library import (
     LibraryReplay,
@@ -34,9 +42,20 @@ from simulator.replay.library import (
 )
 from simulator.replay.summary import BlastRow, blast_radius
 from simulator.results import ResultsDirectory, write_results
+from simulator.results.junit import junit_for_results
 from simulator.stack.gateway_policy import parse_controls
 
 EXIT_EXPECTATION_FAILED = 3
+
+JunitFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--junit",
+        dir_okay=False,
+        help="also write the expectations as JUnit XML to this file (one test case per "
+        "scenario and expected control), for CI",
+    ),
+]
 
 
 def replay_table(runs: list[ScenarioRun]) -> Table:
@@ -92,22 +111,24 @@ def replay_with_baseline(
     cfg: LabConfig,
     run_dir: Path,
     names: list[str] | None = None,
-    library: Path | None = None,
     *,
     baseline: bool = True,
     controls: str | None = None,
     enforce_at: Placement = Placement.GATEWAY,
+    own_gateway: bool = False,
 ) -> tuple[LibraryReplay, LibraryReplay | None, Population]:
-    """The scenarios against the lab's gateway (or, with `controls` or a placement that
-    switches its controls, an extra gateway with those modes over the lab's policy), with
-    Keycloak's issuance policy as `enforce_at` places it; then against a controls-off gateway
-    (and Keycloak as the profiles ship)."""
+    """The scenarios against the lab's gateway (or, with `controls`, a placement that switches
+    its controls, or `own_gateway` for your policy or clients, an extra gateway with those modes
+    over `cfg`'s policy), with Keycloak's issuance policy as `enforce_at` places it; then
+    against a controls-off gateway (and Keycloak as the profiles ship)."""
 
     def say(message: str) -> None:
         err.print(escape(message))
 
-    chosen, population = prepare(cfg, names, library)
+    chosen, population = prepare(cfg, names)
     modes = gateway_modes(enforce_at)
+    if modes is None and own_gateway:
+        modes = {}  # the policy's own modes, in a gateway that knows your files
     if controls is not None:  # the user's switches over the placement's
         modes = {**(modes or {}), **parse_controls(controls)}
     policy = load_policy(cfg.gateway_policy or POLICY_FILE)
@@ -141,10 +162,9 @@ def run(
     results: Annotated[Path, typer.Option(file_okay=False, help="results directory")] = Path(
         "results"
     ),
-    library: Annotated[
-        Path | None,
-        typer.Option(file_okay=False, help="scenario directory (default: the repository's)"),
-    ] = None,
+    scenario_dir: ScenariosDir = None,
+    clients: ClientsDir = None,
+    policy: PolicyFile = None,
     controls: Annotated[
         str | None,
         typer.Option(
@@ -156,6 +176,7 @@ def run(
         bool,
         typer.Option(help="also replay with every control off, for the blast radius on vs off"),
     ] = True,
+    junit: JunitFile = None,
     enforce_at: Annotated[
         str,
         typer.Option(
@@ -169,19 +190,21 @@ def run(
 
     Exit 3 when an expectation fails. The results directory gets results.json, report.md and
     report.html."""
-    cfg = load_config()
+    own = OwnConfig(scenario_dir, clients, policy)
+    cfg = with_own_config(load_config(), own)
     started = time.time()
     folder = ResultsDirectory.new(results, started, None if cfg.external else cfg.audit_dir)
     placement = parse_placement(enforce_at)
-    judged, off, population = replay_with_baseline(
-        cfg,
-        folder.path,
-        scenarios,
-        library,
-        baseline=baseline,
-        controls=controls,
-        enforce_at=placement,
-    )
+    with own_profiles_restored(cfg):
+        judged, off, population = replay_with_baseline(
+            cfg,
+            folder.path,
+            scenarios,
+            baseline=baseline,
+            controls=controls,
+            enforce_at=placement,
+            own_gateway=own.needs_own_gateway,
+        )
     out.print(replay_table(judged.runs))
     out.print(blast_table(blast_radius(judged.runs, off.runs if off else None)))
     written = write_results(
@@ -194,5 +217,7 @@ def run(
         population=population.to_dict(),
     )
     err.print(f"results written to {written}")
+    if junit is not None:
+        err.print(f"junit     {junit_for_results(written, junit)}")
     if not judged.ok:
         raise typer.Exit(EXIT_EXPECTATION_FAILED)

@@ -8,8 +8,10 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from labcore.config import REPO_ROOT
+from labcore.config import REPO_ROOT, load_config
+from labcore.profiles import lab_profiles
 from simulator.cli.console import err, out
+from simulator.cli.own_config import ClientsDir, OwnConfig, with_own_config
 from simulator.scenarios import Verdict, load_library, validate
 
 app = typer.Typer(help="The scenario library (scenarios/*.yaml).")
@@ -21,10 +23,14 @@ def validate_cmd(
     files: Annotated[
         list[Path] | None, typer.Argument(help="scenario files (default: the whole library)")
     ] = None,
+    clients: ClientsDir = None,
 ) -> None:
-    """Check scenario files against the schema; every problem with file, line and field."""
+    """Check scenario files against the schema and the client profiles they name; every problem
+    with file, line and field."""
     paths = files or sorted(LIBRARY.glob("*.yaml"))
-    problems = [p for path in paths for p in validate(path)]
+    cfg = with_own_config(load_config(), OwnConfig(clients=clients))
+    profiles = lab_profiles(cfg.repo, cfg.clients_dir)
+    problems = [p for path in paths for p in validate(path, profiles)]
     for problem in problems:
         out.print(str(problem), markup=False, highlight=False, soft_wrap=True)
     if problems:

@@ -37,12 +37,12 @@ from locust.runners import MasterRunner, Runner
 from locust.stats import PERCENTILES_TO_REPORT, StatsCSV, StatsCSVFileWriter
 
 from labcore.config import load_config
-from labcore.profiles import load_profiles
+from labcore.profiles import lab_profiles
 from simulator.load.plan import build_plan
 from simulator.load.samples import TOKEN, Samples
 from simulator.load.spec import LoadSpec
 from simulator.load.users import SliceControl, user_classes
-from simulator.scenarios import load_library
+from simulator.scenarios import lab_library
 
 REPORT_KEY = "fhirlab_samples"
 INFLIGHT_KEY = "fhirlab_inflight"
@@ -76,9 +76,9 @@ class SliceSamples:
 
 def environment(spec: LoadSpec, control: SliceControl) -> Environment:
     cfg = load_config()
-    library = load_library(Path(spec.library) if spec.library else None)
+    library = lab_library(cfg, Path(spec.library) if spec.library else None)
     plan = build_plan(library, list(spec.scenarios), read_only=spec.read_only)
-    profiles = load_profiles(cfg.repo / "keycloak" / "clients")
+    profiles = lab_profiles(cfg.repo, cfg.clients_dir)
     classes = user_classes(plan, cfg, profiles, spec.population, control, spec.pace)
     return Environment(user_classes=list(classes), host=spec.host, stop_timeout=0)
 

@@ -32,7 +32,7 @@ import httpx
 from gateway.recorder import ALERTS_FILE, AUDIT_FILE
 from labcore.config import LabConfig
 from labcore.errors import LabError
-from labcore.profiles import load_profiles
+from labcore.profiles import lab_profiles
 from simulator.authserver.apply import apply_profiles
 from simulator.load import cost
 from simulator.load.matrix import Configuration, full_matrix
@@ -53,7 +53,7 @@ from simulator.load.samples import Samples
 from simulator.load.spec import SAMPLES_FILE, LoadSpec, Population, Slice, lab_environment
 from simulator.load.stats import summarize
 from simulator.replay.library import common_family, seeded
-from simulator.scenarios import ParameterError, bindings_for, load_library
+from simulator.scenarios import ParameterError, bindings_for, lab_library
 from simulator.stack.extra_gateway import extra_gateway, free_port
 
 MAX_SECONDS = 3600.0
@@ -140,7 +140,7 @@ def population(cfg: LabConfig) -> Population:
 
 def check_bindings(cfg: LabConfig, plan: LoadPlan, pop: Population) -> None:
     """Every scenario can draw its parameters from the seeded population (before any load)."""
-    profiles = load_profiles(cfg.repo / "keycloak" / "clients")
+    profiles = lab_profiles(cfg.repo, cfg.clients_dir)
     for load in plan.scenarios:
         tenant = load.scenario.tenant or profiles[load.scenario.client].tenants[0]
         try:
@@ -432,7 +432,7 @@ def run_matrix(
     options.check()
     progress = progress or QuietProgress()
     plan = build_plan(
-        load_library(options.library),
+        lab_library(cfg, options.library),
         list(options.scenarios) if options.scenarios else None,
         read_only=options.read_only,
     )

@@ -136,8 +136,13 @@ def lab_environment(cfg: LabConfig) -> dict[str, str]:
         env.pop(var, None)
         if key in cfg.url_overrides:
             env[var] = cfg.url_overrides[key]
-    if cfg.gateway_policy is not None:
-        env["FHIRLAB_GATEWAY_POLICY"] = str(cfg.gateway_policy)
-    else:
-        env.pop("FHIRLAB_GATEWAY_POLICY", None)
+    for var, path in (
+        ("FHIRLAB_GATEWAY_POLICY", cfg.gateway_policy),
+        ("FHIRLAB_CLIENTS", cfg.clients_dir),
+        ("FHIRLAB_SCENARIOS", cfg.scenarios_dir),
+    ):
+        if path is not None:
+            env[var] = str(path)
+        else:
+            env.pop(var, None)
     return env

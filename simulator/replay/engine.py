@@ -13,7 +13,7 @@ import httpx
 
 from gateway.controls import Mode
 from labcore.config import LabConfig
-from labcore.profiles import ClientProfile, load_profiles
+from labcore.profiles import ClientProfile, lab_profiles
 from simulator.replay.alerts import AlertWatch
 from simulator.replay.credentials import obtain
 from simulator.replay.exposure import exposure_window
@@ -140,7 +140,7 @@ def replay(
     watch = AlertWatch(target.audit_dir) if target.audited and target.audit_dir else None
     if watch is not None:
         watch.start()
-    profile = profile or load_profiles(cfg.repo / "keycloak" / "clients")[scenario.client]
+    profile = profile or lab_profiles(cfg.repo, cfg.clients_dir)[scenario.client]
     tenant = scenario.tenant or profile.tenants[0]
     run = ScenarioRun(
         scenario.name,

@@ -16,7 +16,7 @@ import httpx
 from gateway.controls import Mode
 from labcore.config import LabConfig
 from labcore.errors import LabError
-from labcore.profiles import load_profiles
+from labcore.profiles import lab_profiles
 from seed.lab import read_seed_record
 from seed.options import PopulationOptions
 from seed.population import generate_population
@@ -25,7 +25,7 @@ from simulator.replay.alerts import alert_expectation
 from simulator.replay.engine import replay
 from simulator.replay.model import ScenarioRun
 from simulator.replay.target import GatewayTarget, extra_target, lab_target
-from simulator.scenarios import Bindings, Scenario, bindings_for, load_library
+from simulator.scenarios import Bindings, Scenario, bindings_for, lab_library
 from simulator.stack.extra_gateway import extra_gateway, modes_all
 
 Say = Callable[[str], None]
@@ -111,7 +111,7 @@ def gateway_controls(http: httpx.Client, base_url: str) -> dict[str, str]:
 def bindings(
     scenario: Scenario, cfg: LabConfig, options: PopulationOptions, logins: int | None, family: str
 ) -> Bindings:
-    profile = load_profiles(cfg.repo / "keycloak" / "clients")[scenario.client]
+    profile = lab_profiles(cfg.repo, cfg.clients_dir)[scenario.client]
     tenant = scenario.tenant or profile.tenants[0]
     return bindings_for(
         tenant,
@@ -166,7 +166,7 @@ def prepare(
     cfg: LabConfig, names: list[str] | None = None, library: Path | None = None
 ) -> tuple[list[Scenario], Population]:
     """The chosen scenarios (default: all), the seeded population, and their clients applied."""
-    chosen = select(load_library(library), names)
+    chosen = select(lab_library(cfg, library), names)
     population = Population.of(cfg)
     apply_profiles(cfg, sorted({s.client for s in chosen}))
     return chosen, population

@@ -4,7 +4,7 @@
 `resolve(text, bindings)` fills `{my_patient}`-style parameters at run time.
 """
 
-from simulator.scenarios.loader import load_library, load_scenario, validate
+from simulator.scenarios.loader import lab_library, load_library, load_scenario, validate
 from simulator.scenarios.model import LoadSettings, Scenario, SessionEnd
 from simulator.scenarios.params import (
     PARAMETERS,
@@ -46,6 +46,7 @@ __all__ = [
     "User",
     "Verdict",
     "bindings_for",
+    "lab_library",
     "load_library",
     "load_scenario",
     "resolve",

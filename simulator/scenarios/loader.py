@@ -7,8 +7,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from labcore.config import REPO_ROOT
-from labcore.profiles import PROFILE_DIR, ClientProfile, load_profiles
+from labcore.config import REPO_ROOT, LabConfig
+from labcore.profiles import PROFILE_DIR, ClientProfile, lab_profiles, load_profiles
 from labcore.yamlfile import DocumentError, load_yaml
 from simulator.scenarios.checks import check_scenario
 from simulator.scenarios.model import Scenario
@@ -86,6 +86,13 @@ def load_library(
     if problems:
         raise DocumentError(directory, problems)
     return library
+
+
+def lab_library(cfg: LabConfig, directory: Path | None = None) -> dict[str, Scenario]:
+    """The scenarios a lab command replays: `directory`, else your own library
+    (`--scenarios`, FHIRLAB_SCENARIOS), else the repository's; checked against the lab's client
+    profiles with your own (`--clients`) over them."""
+    return load_library(directory or cfg.scenarios_dir, lab_profiles(cfg.repo, cfg.clients_dir))
 
 
 def _short(p: Problem) -> str:

@@ -98,6 +98,8 @@ def extra_gateway(
         audit_dir = directory / "audit"
         cmd += ["--keycloak", cfg.keycloak_url, "--public-base", cfg.gateway_base_url]
         cmd += ["--policy", str(policy_file), "--audit-dir", str(audit_dir)]
+        if cfg.clients_dir is not None:
+            cmd += ["--clients", str(cfg.clients_dir)]
     directory.mkdir(parents=True, exist_ok=True)
     log_path = log or directory / "gateway.log"
     with log_path.open("ab") as log_file:

@@ -234,6 +234,7 @@ def gateway_spec(cfg: LabConfig, say: Say = quiet) -> ServiceSpec:
             "--audit-dir",
             str(cfg.audit_dir),
             *(["--policy", str(cfg.gateway_policy)] if cfg.gateway_policy else []),
+            *(["--clients", str(cfg.clients_dir)] if cfg.clients_dir else []),
         ),
         health_url=f"http://{cfg.host}:{cfg.ports.gateway}/_gateway/health",
         url=cfg.gateway_base_url,

@@ -31,3 +31,13 @@ def test_write_policy_round_trips(tmp_path: Path) -> None:
     assert policy.mode("C08") is Mode.MONITOR
     assert policy.mode("C05") is Mode.ENFORCE
     assert policy == load_policy().with_modes({"C08": Mode.MONITOR})
+
+
+def test_an_unquoted_off_is_the_off_mode(tmp_path: Path) -> None:
+    """YAML reads `C09: off` as false; in a mode field it means off, and `on` stays an error."""
+    text = Path("gateway/policy.yaml").read_text()
+    (tmp_path / "off.yaml").write_text(text.replace("C09: enforce", "C09: off"))
+    assert load_policy(tmp_path / "off.yaml").mode("C09") is Mode.OFF
+    (tmp_path / "on.yaml").write_text(text.replace("C09: enforce", "C09: on"))
+    with pytest.raises(LabError, match=r"controls\.C09"):
+        load_policy(tmp_path / "on.yaml")
