@@ -14,6 +14,7 @@ from labcore.errors import LabError
 from simulator.cli import (
     audit_cmd,
     clients_cmd,
+    compare_cmd,
     lab_cmd,
     load_cmd,
     logs_cmd,
@@ -40,6 +41,7 @@ app.add_typer(clients_cmd.app, name="clients")
 app.command("seed")(seed_cmd.seed)
 app.command("run")(run_cmd.run)
 app.command("load")(load_cmd.load)
+app.command("compare")(compare_cmd.compare)
 app.command("audit")(audit_cmd.audit_command)
 app.add_typer(scenarios_cmd.app, name="scenarios")
 

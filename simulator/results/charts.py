@@ -21,16 +21,31 @@ def blast_chart(rows: Sequence[Mapping[str, Any]], path: Path) -> Path | None:
     if not rows:
         return None
     rows = sorted(rows, key=lambda r: (r["controls_off"]["patients"], r["scenario"]))
-    names = [r["scenario"] for r in rows]
-    on = [r["controls_on"]["patients"] for r in rows]
-    off = [r["controls_off"]["patients"] for r in rows]
-    fig, ax = plt.subplots(figsize=(8, 0.38 * len(rows) + 1.4))
-    ys = range(len(rows))
-    ax.barh([y + 0.2 for y in ys], off, height=0.4, color=OFF, label="controls off")
-    ax.barh([y - 0.2 for y in ys], on, height=0.4, color=ON, label="controls on")
+    return paired_bars(
+        [r["scenario"] for r in rows],
+        ("controls on", [r["controls_on"]["patients"] for r in rows]),
+        ("controls off", [r["controls_off"]["patients"] for r in rows]),
+        "Blast radius per scenario",
+        path,
+    )
+
+
+def paired_bars(
+    names: Sequence[str],
+    first: tuple[str, Sequence[float]],
+    second: tuple[str, Sequence[float]],
+    title: str,
+    path: Path,
+    xlabel: str = "distinct patients whose data was returned",
+) -> Path:
+    """Two horizontal bars per name: `first` (blue, below) and `second` (red, above)."""
+    fig, ax = plt.subplots(figsize=(8, 0.38 * len(names) + 1.4))
+    ys = range(len(names))
+    ax.barh([y + 0.2 for y in ys], second[1], height=0.4, color=OFF, label=second[0])
+    ax.barh([y - 0.2 for y in ys], first[1], height=0.4, color=ON, label=first[0])
     ax.set_yticks(list(ys), names, fontsize=8)
-    ax.set_xlabel("distinct patients whose data was returned")
-    ax.set_title("Blast radius per scenario")
+    ax.set_xlabel(xlabel)
+    ax.set_title(title)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -104,7 +104,8 @@ def _alerts(
     return rows
 
 
-def _embed(path: Path | None) -> str | None:
+def embed(path: Path | None) -> str | None:
+    """A PNG as a data: URL, so the HTML report is one self-contained file."""
     if path is None:
         return None
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
@@ -129,13 +130,14 @@ def view(document: Mapping[str, Any], charts: Mapping[str, Path | None]) -> dict
         "load": load,
         "where": document.get("where"),
         "charts": {k: (p.name if p else None) for k, p in charts.items()},
-        "embedded": {k: _embed(p) for k, p in charts.items()},
+        "embedded": {k: embed(p) for k, p in charts.items()},
     }
 
 
-def _environment() -> Environment:
+def environment(templates: Path = TEMPLATES) -> Environment:
+    """The reports' Jinja2 environment (HTML autoescaped) with their number filters."""
     env = Environment(
-        loader=FileSystemLoader(TEMPLATES),
+        loader=FileSystemLoader(templates),
         autoescape=select_autoescape(["html", "html.j2"], default_for_string=False),
         undefined=StrictUndefined,
         trim_blocks=True,
@@ -163,7 +165,7 @@ def render_reports(document: Mapping[str, Any], directory: Path) -> list[str]:
             (document.get("load") or {}).get("configs") or [], directory / "cost.png"
         ),
     }
-    env = _environment()
+    env = environment()
     context = view(document, charts)
     for name in ("report.md", "report.html"):
         text = env.get_template(f"{name}.j2").render(**context)
