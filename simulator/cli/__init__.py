@@ -15,6 +15,7 @@ from simulator.cli import (
     audit_cmd,
     clients_cmd,
     compare_cmd,
+    exercise_cmd,
     lab_cmd,
     load_cmd,
     logs_cmd,
@@ -44,6 +45,7 @@ app.command("load")(load_cmd.load)
 app.command("compare")(compare_cmd.compare)
 app.command("audit")(audit_cmd.audit_command)
 app.add_typer(scenarios_cmd.app, name="scenarios")
+app.add_typer(exercise_cmd.app, name="exercise")
 
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130

@@ -103,7 +103,7 @@ def compare(
         typer.Argument(
             metavar="A",
             help="A: a results directory (or a folder of them: the newest), a gateway policy "
-            "file, or a directory of client profiles"
+            "file, or a directory of client profiles",
         ),
     ],
     b: Annotated[str, typer.Argument(metavar="B", help="B: the same kinds as A")],
