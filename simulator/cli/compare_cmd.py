@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,6 +18,7 @@ from labcore.config import LabConfig, load_config
 from labcore.errors import LabError
 from simulator.authserver.apply import own_profiles_restored
 from simulator.cli.console import err, out
+from simulator.cli.lab_cmd import lab_load_options
 from simulator.cli.own_config import (
     ClientsDir,
     OwnConfig,
@@ -28,6 +30,10 @@ from simulator.cli.run_cmd import EXIT_EXPECTATION_FAILED, replay_with_baseline
 from simulator.compare.diff import Comparison, compare_documents
 from simulator.compare.report import write_comparison
 from simulator.compare.sides import RESULTS_FILE, ConfigSide, ResultsSide, Side, resolve
+from simulator.load import RichProgress, run_matrix
+from simulator.load.matrix import AA, OFF, configuration, policy_configuration
+from simulator.load.rounds import REQUESTS
+from simulator.load.runner import LOAD_FILE
 from simulator.results import ResultsDirectory, write_results
 
 FAIL_ON = ("never", "regression")
@@ -56,6 +62,31 @@ def _replay_side(
     )
     document = json.loads((directory / RESULTS_FILE).read_text("utf-8"))
     return ResultsSide(side.label, directory, document)
+
+
+def measure_pair(
+    cfg: LabConfig,
+    policies: list[Path],
+    seconds: float,
+    folder: Path,
+    names: list[str] | None,
+) -> dict[str, Any]:
+    """The two policies under the lab's paced load in one run, beside `off` and its A/A twin;
+    B's added latency over A per request kind, with its interval and how it reads against the
+    run's noise floor. The run's own load.json is written in `folder`."""
+    options = lab_load_options(seconds, names)
+    pair = (policy_configuration("A", policies[0]), policy_configuration("B", policies[1]))
+    options = replace(options, matrix=(configuration(OFF), configuration(AA), *pair))
+    err.print(f"load      A and B under the lab's paced load, {seconds:g} s per configuration")
+    result = run_matrix(cfg, options, folder, RichProgress(err))
+    by_name = {c.name: c for c in result.configs}
+    floor = result.noise_floor()
+    interleaved = result.interleave == REQUESTS
+    return {
+        "b_over_a": by_name["B"].cost_against(by_name["A"], floor, interleaved),
+        "noise_floor": {kind: c.to_dict() for kind, c in (floor or {}).items()},
+        "load": LOAD_FILE,  # beside compare.json
+    }
 
 
 def _names(sides: list[Side], chosen: list[str] | None) -> list[str] | None:
@@ -127,6 +158,14 @@ def compare(
             "exposure window); never: report only"
         ),
     ] = "never",
+    load_seconds: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            help="with two policies: seconds of load per configuration (off, off-2, A, B) in one "
+            "interleaved run, for B's cost over A with its interval (0: no load run)",
+        ),
+    ] = 0.0,
     scenario_dir: ScenariosDir = None,
     clients: ClientsDir = None,
     policy: PolicyFile = None,
@@ -136,6 +175,12 @@ def compare(
     if fail_on not in FAIL_ON:
         raise LabError(f"--fail-on {fail_on!r} is not a choice", f"use one of {', '.join(FAIL_ON)}")
     sides = [resolve("A", a), resolve("B", b)]
+    policies = [s.policy for s in sides if isinstance(s, ConfigSide) and s.policy is not None]
+    if load_seconds > 0 and len(policies) != len(sides):
+        raise LabError(
+            "--load-seconds measures two policies against each other in one run",
+            "give two gateway policy files as A and B, or leave --load-seconds out",
+        )
     started = time.time()
     configs: dict[str, LabConfig] = {}
     if any(isinstance(s, ConfigSide) for s in sides):
@@ -152,6 +197,9 @@ def compare(
         else:
             read[side.label] = side
     comparison = compare_documents(read["A"].document, read["B"].document, "A", "B")
+    if load_seconds > 0:
+        base = with_own_config(load_config(), OwnConfig(scenario_dir, clients, policy))
+        comparison.measured = measure_pair(base, policies, load_seconds, folder, names)
     described: dict[str, dict[str, Any]] = {
         s.label: {"what": s.what, "results": str(read[s.label].path)} for s in sides
     }

@@ -121,6 +121,9 @@ class Comparison:
     only_a: list[str] = field(default_factory=list)
     only_b: list[str] = field(default_factory=list)
     noise_floor: dict[str, Any] = field(default_factory=dict)  # per side: kind -> interval
+    # B against A measured in one interleaved load run (two policies): per request kind, B's
+    # added latency over A with its interval and reading, and that run's A/A noise floor
+    measured: dict[str, Any] | None = None
 
     def fixed(self, scenario: str) -> bool:
         """B improved a verdict of `scenario` and worsened none."""
@@ -194,6 +197,7 @@ class Comparison:
             "only_a": self.only_a,
             "only_b": self.only_b,
             "noise_floor": self.noise_floor,
+            "measured": self.measured,
         }
 
 

@@ -12,9 +12,10 @@ requests sent to HAPI FHIR itself, against which the whole gateway's cost is mea
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from gateway.controls import Mode
-from gateway.policy import RUNTIME_CONTROLS
+from gateway.policy import RUNTIME_CONTROLS, load_policy
 from labcore.errors import LabError
 
 OFF = "off"
@@ -35,6 +36,9 @@ class Configuration:
     # more arguments for its gateway's command line (`python -m gateway`); the load method's
     # tests give one a delay (`--test-delay-ms`) to check that the run finds it
     server_args: tuple[str, ...] = ()
+    # its gateway's policy file, when not the lab's: `fhirlab compare` measures two policies
+    # side by side, each a configuration with the file's own modes
+    policy: str | None = None
 
     @property
     def controls(self) -> dict[str, str]:
@@ -60,6 +64,13 @@ def configuration(name: str) -> Configuration:
     return Configuration(
         name, tuple((c, Mode.ENFORCE if c in on else Mode.OFF) for c in RUNTIME_CONTROLS)
     )
+
+
+def policy_configuration(name: str, path: Path) -> Configuration:
+    """A configuration that runs the policy file `path` as it is (its own modes)."""
+    policy = load_policy(path)
+    modes = tuple((c, policy.mode(c)) for c in RUNTIME_CONTROLS)
+    return Configuration(name, modes, policy=str(path))
 
 
 def full_matrix() -> list[Configuration]:

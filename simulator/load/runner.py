@@ -23,7 +23,7 @@ from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -324,7 +324,8 @@ def start_gateways(
     stopped and its error raised."""
     managers = {
         index: extra_gateway(
-            cfg, f"load-{directory.name}", directory, dict(config.modes),
+            replace(cfg, gateway_policy=Path(config.policy)) if config.policy else cfg,
+            f"load-{directory.name}", directory, dict(config.modes),
             rate_limit=options.rate_limit, server_args=config.server_args,
         )
         for index, (directory, config) in enumerate(wanted)

@@ -73,3 +73,30 @@ def test_a_side_that_is_not_a_configuration_is_refused_before_anything_runs(
     assert done.returncode == 1
     assert "controls.C08" in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_two_policies_costs_measured_in_one_run(seeded: LabConfig, tmp_path: Path) -> None:
+    """With --load-seconds, B's cost over A per request kind, with its interval and reading
+    against the same run's A/A noise floor; the run's load.json beside the report."""
+    policy = seeded.repo / "gateway" / "policy.yaml"
+    c09_off = tmp_path / "c09-off.yaml"
+    c09_off.write_text(policy.read_text().replace("C09: enforce", "C09: off"))
+    done = fhirlab_compare(
+        seeded, str(policy), str(c09_off), "--scenario", "scheduling-assistant",
+        "--load-seconds", "3", "--results", str(tmp_path / "out"),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    (folder,) = (tmp_path / "out" / "compare").iterdir()
+    measured = json.loads((folder / "compare.json").read_text())["measured"]
+    kinds = {k["kind"]: k for k in measured["b_over_a"]}
+    assert {"read", "search"} <= set(kinds)
+    for k in kinds.values():
+        interval = k["added_p50_ms"]
+        assert interval["low"] <= interval["estimate"] <= interval["high"]
+        assert k["reading"]
+    assert "read" in measured["noise_floor"]
+    load = json.loads((folder / measured["load"]).read_text())
+    assert [c["name"] for c in load["configs"]] == ["off", "off-2", "A", "B"]
+    assert "measured in one run" in (folder / "compare.md").read_text()
+    bad = fhirlab_compare(seeded, str(policy), str(folder / "A"), "--load-seconds", "3")
+    assert bad.returncode == 1 and "two policies" in bad.stderr

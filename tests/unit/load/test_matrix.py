@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -14,6 +16,7 @@ from simulator.load.matrix import (
     configuration,
     full_matrix,
     parse_matrix,
+    policy_configuration,
     with_controls_off,
 )
 
@@ -106,3 +109,12 @@ def test_enforcing_at_the_as_switches_the_shared_controls_off_everywhere() -> No
     every = next(c for c in placed if c.name == "all")
     assert all(every.controls[c] == "off" for c in shared)
     assert every.controls["C08"] == "enforce"
+
+
+def test_a_policy_configuration_runs_the_file_as_it_is(tmp_path: Path) -> None:
+    text = Path("gateway/policy.yaml").read_text().replace("C09: enforce", "C09: off")
+    (tmp_path / "p.yaml").write_text(text)
+    config = policy_configuration("B", tmp_path / "p.yaml")
+    assert config.policy == str(tmp_path / "p.yaml")
+    assert config.controls["C09"] == "off" and config.controls["C08"] == "enforce"
+    assert set(config.controls) == set(RUNTIME_CONTROLS)
