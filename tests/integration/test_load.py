@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from labcore.config import LabConfig
 from labcore.keycloak_admin import KeycloakAdmin
@@ -269,3 +270,39 @@ def test_load_with_enforcement_at_the_as(seeded: LabConfig, tmp_path: Path) -> N
     with KeycloakAdmin(seeded.keycloak_url, seeded.admin_user, seeded.admin_password) as admin:
         clients = admin.expect(admin.request("GET", "/realms/tenant-a/clients"), 200).json()
         assert not [c for c in clients if effective_issuance(admin, "tenant-a", c["id"])]
+
+
+def test_load_with_your_own_scenarios_clients_and_policy(seeded: LabConfig, tmp_path: Path) -> None:
+    """A client the repository does not know, its scenario and a policy of one's own: Locust's
+    process and every configuration's gateway get them, Keycloak provisions the client."""
+    scenarios, clients = tmp_path / "scenarios", tmp_path / "clients"
+    scenarios.mkdir()
+    clients.mkdir()
+    profile = yaml.safe_load(
+        (seeded.repo / "keycloak/clients/scheduling-assistant.yaml").read_text()
+    )
+    profile.update(client_id="my-scheduler", secret="demo-only-my-scheduler-secret")
+    (clients / "my-scheduler.yaml").write_text(yaml.safe_dump(profile, sort_keys=False))
+    scenario = yaml.safe_load((seeded.repo / "scenarios/scheduling-assistant.yaml").read_text())
+    scenario.update(name="my-scheduler", client="my-scheduler")
+    (scenarios / "my-scheduler.yaml").write_text(yaml.safe_dump(scenario, sort_keys=False))
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        (seeded.repo / "gateway/policy.yaml")
+        .read_text()
+        .replace("max_count: 200", "max_count: 150")
+    )
+    args = ["--matrix", "all,off", "--no-noise-floor", "--seconds", "3", "--users", "2"]
+    args += ["--warmup", "0", "--scenarios", str(scenarios), "--clients", str(clients)]
+    result = fhirlab_load(seeded, tmp_path / "results", *args, "--policy", str(policy))
+    assert [s["name"] for s in result["scenarios"]] == ["my-scheduler"]
+    off, every = result["configs"]
+    for config in (off, every):
+        why = failures_text(result["run_dir"] / config["directory"])
+        assert config["requests"] > 0 and config["failures"] == 0, why
+        assert rows_of(config, "my-scheduler"), config["by_request"]
+    written = yaml.safe_load(
+        (result["run_dir"] / every["directory"] / "gateway-policy.yaml").read_text()
+    )
+    assert written["operations"]["max_count"] == 150
+    assert every["denied"] > 0  # its probing steps, refused as for the lab's scheduler
