@@ -16,8 +16,8 @@ import org.springframework.core.env.Environment;
  * finished. HAPI runs that pass once a minute, so even a one-patient Group export takes about four
  * minutes. This launcher runs it every {@code fhirlab.hapi.batch2_maintenance_interval_millis}
  * (default 5000) instead. A pass is a handful of small queries on the Batch2 tables, so the shorter
- * interval costs next to nothing on an idle server. The official image does not know this key and
- * keeps the one-minute pass.
+ * interval costs next to nothing on an idle server. The official image does not know this key; the
+ * compose lab's HAPI image compiles this class into the official one (docker-compose.yml).
  */
 @Configuration
 public class BatchJobConfig {
