@@ -22,6 +22,7 @@ from simulator.load.saturation import patient_token
 from simulator.replay.library import BASELINE_MODES
 from simulator.smart.keys import key_path
 from simulator.stack.extra_gateway import extra_gateway
+from tests.browser import render
 from tests.integration.conftest import lab_env
 from tests.integration.test_gateway import ME, TENANT_B_PATIENT, token_for
 
@@ -34,7 +35,7 @@ def fhirlab_audit(lab: LabConfig, tmp: Path, *args: str) -> tuple[int, dict[str,
     done = subprocess.run(
         [sys.executable, "-m", "simulator", "audit", *args,
          "--json", str(tmp / "audit.json"), "--junit", str(tmp / "audit.xml"),
-         "--markdown", str(tmp / "audit.md")],
+         "--markdown", str(tmp / "audit.md"), "--html", str(tmp / "audit.html")],
         env=lab_env(lab), capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert "Traceback" not in done.stderr, done.stderr[-3000:]
@@ -85,6 +86,8 @@ def test_the_lab_passes_all_twelve_items(seeded: LabConfig, tmp_path: Path) -> N
     }
     assert "refused" in evidence["C09"] and "after revocation" in evidence["C09"]
     assert "tenant-a" in evidence["C10"]
+    page = render(tmp_path / "audit.html")  # what a reader sees, in a real browser
+    assert page.problems == [] and page.headings, page
 
 
 def test_the_lab_gateway_passes_with_a_patient_token(seeded: LabConfig, tmp_path: Path) -> None:
@@ -112,6 +115,8 @@ def test_hapi_with_nothing_in_front_fails_with_evidence(seeded: LabConfig, tmp_p
     suite = ET.parse(tmp_path / "audit.xml").getroot()
     assert int(suite.get("failures", "0")) >= 6
     assert "(fail)" in (tmp_path / "audit.md").read_text()
+    page = render(tmp_path / "audit.html")
+    assert page.problems == [] and page.headings, page
 
 
 def test_only_narrows_the_audit(seeded: LabConfig, tmp_path: Path) -> None:
