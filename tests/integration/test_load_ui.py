@@ -1,0 +1,106 @@
+"""`fhirlab load --ui`: Locust's own web UI with the scenario users, on 127.0.0.1 only. Driven
+through the UI's HTTP API as its page drives it (start a swarm, change the users, stop); Ctrl-C
+(SIGINT) then ends the session and the results directory is written."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+
+from labcore.config import LabConfig
+from simulator.stack.extra_gateway import free_port
+from tests.integration.conftest import lab_env
+
+SCENARIO = "scheduling-assistant"
+
+
+def _until(check: Any, seconds: float = 60.0) -> Any:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            found = check()
+        except httpx.HTTPError:
+            found = None
+        if found:
+            return found
+        time.sleep(0.3)
+    raise AssertionError(f"not within {seconds} s")
+
+
+def _listening(port: int) -> set[str]:
+    return {
+        c.laddr.ip
+        for c in psutil.net_connections(kind="tcp")
+        if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port
+    }
+
+
+def test_the_web_ui_drives_the_scenario_users(seeded: LabConfig, tmp_path: Path) -> None:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "simulator", "load", "--ui", "--ui-port", str(port),
+         "--pace", "4", "--results", str(tmp_path), SCENARIO],
+        env=lab_env(seeded), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    ui = f"http://127.0.0.1:{port}"
+    try:
+        with httpx.Client(base_url=ui, timeout=10) as http:
+            _until(lambda: http.get("/").status_code == 200, 120)
+            assert _listening(port) == {"127.0.0.1"}
+            stats = http.get("/stats/requests").json()
+            assert stats["state"] == "ready" and stats["total_rps"] == 0  # nothing until asked
+            started = http.post("/swarm", data={"user_count": 2, "spawn_rate": 2})
+            assert started.json()["success"], started.text
+
+            def total() -> int:
+                rows = http.get("/stats/requests").json()["stats"]
+                return next(r["num_requests"] for r in rows if r["name"] == "Aggregated")
+
+            _until(lambda: total() > 10)
+            names = {r["name"] for r in http.get("/stats/requests").json()["stats"]}
+            assert any(n.startswith(f"{SCENARIO}: ") for n in names), names
+            http.post("/swarm", data={"user_count": 4, "spawn_rate": 4})
+            _until(lambda: http.get("/stats/requests").json()["user_count"] == 4)
+            assert http.post("/stop").status_code == 200
+            _until(lambda: http.get("/stats/requests").json()["state"] == "stopped")
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err[-3000:]
+    assert ui in err
+    (written,) = tmp_path.glob("*/ui.json")
+    document = json.loads(written.read_text())
+    assert document["gateway"] == "lab" and document["scenarios"] == [SCENARIO]
+    assert document["controls"]["C08"] == "enforce"
+    totals = document["totals"]
+    assert totals["requests"] > 10 and totals["p50_ms"] > 0
+    assert totals["denied"] > 0  # the scheduler's probing steps, refused under load too
+    assert (written.parent / "load" / "ui" / "locust_stats.csv").is_file()
+
+
+def test_ui_refuses_what_it_cannot_watch(seeded: LabConfig, tmp_path: Path) -> None:
+    def load(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "simulator", "load", "--ui", "--results", str(tmp_path), *args],
+            env=lab_env(seeded), capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+
+    several = load("--matrix", "off,all")
+    assert several.returncode == 1 and "watches one gateway" in several.stderr
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        taken = load("--ui-port", str(busy.getsockname()[1]))
+    assert taken.returncode == 1 and "is busy" in taken.stderr
+    assert not list(tmp_path.iterdir())  # refused before anything was written
