@@ -2,10 +2,18 @@
 (`apt-get install chromium`; `.ci/run` installs it when missing), driven by Playwright with
 Debian's binary (Playwright's own browser downloads are never used).
 
-`render(path)` opens a local HTML file and returns a `PageCheck`: its title and headings, how many
-images it holds, and `problems` — console errors, uncaught page errors, failed requests and images
-that did not load (complete with no natural width). A missing Chromium fails the test that asked,
-with the command that installs it: it is never a silent skip.
+    from tests.browser import render
+
+    page = render(folder / "report.html")
+    assert page.problems == [], page.problems
+    assert "Blast radius" in page.headings
+
+`render(path)` opens a local HTML file in a fresh browser (a new empty profile each time, ~1.3 s)
+and returns a `PageCheck`: its title, its h1-h3 headings in page order, how many <img> it holds,
+and `problems`, one line per thing a reader would run into: `console error: ...` (and
+`console assert: ...`), `page error: ...` (an uncaught exception), `request failed: URL (...)`,
+`image not loaded: ALT` (an <img> not complete or with no natural width). A missing Chromium fails
+the test that asked, with the command that installs it: it is never a silent skip.
 """
 
 from __future__ import annotations
@@ -18,7 +26,8 @@ import pytest
 
 CHROMIUM = Path(os.environ.get("FHIRLAB_CHROMIUM", "/usr/bin/chromium"))
 # headless, and quiet on a machine with no internet: without the background-networking flags
-# Chromium keeps trying Google's hosts at every start
+# Chromium keeps trying Google's hosts at every start. Playwright adds a fresh --user-data-dir (a
+# new empty profile under /tmp) to every launch.
 FLAGS = (
     "--headless",
     "--no-sandbox",
@@ -69,7 +78,7 @@ def render(path: Path) -> PageCheck:
             )
             page.goto(path.resolve().as_uri(), wait_until="load", timeout=LOAD_TIMEOUT_MS)
             check.title = page.title()
-            check.headings = [h.strip() for h in page.locator("h1, h2").all_inner_texts()]
+            check.headings = [h.strip() for h in page.locator("h1, h2, h3").all_inner_texts()]
             images = page.eval_on_selector_all(
                 "img",
                 "els => els.map(e => [e.getAttribute('alt') || e.src.slice(0, 60), "

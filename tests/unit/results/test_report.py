@@ -7,50 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from simulator.replay.library import LibraryReplay
-from simulator.replay.model import ExpectationResult, ExposureWindow, ScenarioRun, StepResult
 from simulator.replay.summary import blast_radius, control_matrix
-from simulator.results import ResultsDirectory, build_document
+from simulator.results import ResultsDirectory
 from simulator.results.report import render_reports
-
-
-def _run(name: str, verdicts: dict[str, str], patients: list[str], ok: bool = True) -> ScenarioRun:
-    run = ScenarioRun(name, "hostile", "app", "tenant-a", "standalone", {})
-    run.steps = [
-        StepResult("read", "GET", "u", 200, patients=tuple(patients), resources=("Patient/x",)),
-        StepResult("probe", "GET", "u", 403, control="C08", probes=("C08",)),
-    ]
-    run.verdicts = verdicts
-    run.expectations = [
-        ExpectationResult(c, v, v if ok else "n/a", ok, "") for c, v in verdicts.items()
-    ]
-    run.caught = ["C08"]
-    run.exposure = ExposureWindow(300.0, access_token_s=300.0, note="token lifetime")
-    return run
-
-
-def _replays() -> tuple[LibraryReplay, LibraryReplay]:
-    on = LibraryReplay(
-        "lab",
-        {"C08": "enforce"},
-        [
-            _run("good", {"C08": "held", "C05": "held"}, ["p1"]),
-            _run("bad", {"C08": "violated"}, ["p1"]),
-        ],
-    )
-    off = LibraryReplay(
-        "controls-off",
-        {"C08": "off"},
-        [
-            _run("good", {}, ["p1"]),
-            _run("bad", {}, ["p1", "p2", "p3"]),
-        ],
-    )
-    return on, off
+from tests.unit.results.builders import LOAD, document, interval, replays, scenario_run
 
 
 def test_the_matrix_names_who_holds_and_who_breaks_each_control() -> None:
-    on, _ = _replays()
+    on, _ = replays()
     rows = {row.control: row for row in control_matrix(on.runs)}
     assert rows["C08"].held_by == ("good",)
     assert rows["C08"].violated_by == ("bad",)
@@ -60,7 +24,7 @@ def test_the_matrix_names_who_holds_and_who_breaks_each_control() -> None:
 
 
 def test_blast_radius_pairs_each_scenario_with_its_baseline() -> None:
-    on, off = _replays()
+    on, off = replays()
     rows = {row.scenario: row for row in blast_radius(on.runs, off.runs)}
     assert rows["bad"].on.patients == 1
     assert rows["bad"].off is not None and rows["bad"].off.patients == 3
@@ -69,22 +33,9 @@ def test_blast_radius_pairs_each_scenario_with_its_baseline() -> None:
     assert blast_radius(on.runs, None)[0].off is None
 
 
-def _document(on: LibraryReplay, off: LibraryReplay | None, load: dict | None = None) -> dict:
-    return build_document(
-        command="run",
-        started=1_800_000_000.0,
-        finished=1_800_000_090.0,
-        lab={"gateway": "http://localhost:8080/fhir"},
-        population={"population": {"patients": 20, "seed": 7}, "common_family": "Smith"},
-        replay=on,
-        baseline=off,
-        load=load,
-    )
-
-
 def test_the_document_is_versioned_json_with_a_summary() -> None:
-    on, off = _replays()
-    doc = json.loads(json.dumps(_document(on, off)))
+    on, off = replays()
+    doc = json.loads(json.dumps(document(on, off)))
     assert doc["schema_version"] == 1
     assert doc["summary"]["ok"] is True
     assert doc["summary"]["controls_shown"] == 1
@@ -93,50 +44,17 @@ def test_the_document_is_versioned_json_with_a_summary() -> None:
 
 
 def test_a_missed_expectation_fails_the_summary() -> None:
-    on, _ = _replays()
-    on.runs.append(_run("wrong", {"C09": "held"}, [], ok=False))
-    doc = _document(on, None)
+    on, _ = replays()
+    on.runs.append(scenario_run("wrong", {"C09": "held"}, [], ok=False))
+    doc = document(on, None)
     assert doc["summary"]["ok"] is False
     assert doc["summary"]["expectations_failed"] == ["wrong: C09"]
 
 
-LOAD = {
-    "users": 4,
-    "pace": 5.0,
-    "scenarios": [{"name": "scheduling-assistant", "weight": 1}],
-    "seconds": 5,
-    "workers": 0,
-    "configs": [
-        {
-            "name": "off",
-            "requests": 500,
-            "rps": 100.0,
-            "p50_ms": 8.1,
-            "p95_ms": 12.0,
-            "p99_ms": 20.0,
-            "denied": 0,
-            "failures": 0,
-            "vs_off": None,
-        },
-        {
-            "name": "all",
-            "requests": 450,
-            "rps": 90.0,
-            "p50_ms": 9.0,
-            "p95_ms": 13.0,
-            "p99_ms": 21.0,
-            "denied": 40,
-            "failures": 0,
-            "vs_off": {"rps_ratio": 0.9, "added_p50_ms": 0.9, "added_p99_ms": 1.0},
-        },
-    ],
-}
-
-
 @pytest.mark.parametrize("load", [None, LOAD])
 def test_reports_render_with_charts(tmp_path: Path, load: dict | None) -> None:
-    on, off = _replays()
-    charts = render_reports(_document(on, off, load), tmp_path)
+    on, off = replays()
+    charts = render_reports(document(on, off, load), tmp_path)
     md = (tmp_path / "report.md").read_text()
     html = (tmp_path / "report.html").read_text()
     assert "| C08 | search narrowed to the patient in context | good | bad |" in md
@@ -153,9 +71,9 @@ def test_reports_render_with_charts(tmp_path: Path, load: dict | None) -> None:
 
 
 def test_html_escapes_what_a_scenario_file_says(tmp_path: Path) -> None:
-    on, _ = _replays()
+    on, _ = replays()
     on.runs[0].scenario = "<script>x</script>"
-    render_reports(_document(on, None), tmp_path)
+    render_reports(document(on, None), tmp_path)
     assert "<script>x</script>" not in (tmp_path / "report.html").read_text()
 
 
@@ -172,15 +90,11 @@ def test_results_directories_never_collide_and_copy_only_the_run_s_audit(tmp_pat
     assert (first.path / "audit" / "audit.jsonl").read_text() == "during\n"
 
 
-def _interval(estimate: float, low: float, high: float) -> dict[str, float]:
-    return {"estimate": estimate, "low": low, "high": high}
-
-
 def test_reports_show_each_cost_with_its_interval_and_the_noise_floor(tmp_path: Path) -> None:
-    floor = {"added_p50_ms": _interval(0.05, -0.3, 0.4), "added_p99_ms": _interval(0, -1, 1),
-             "rps_ratio": _interval(1.0, 0.97, 1.03), "kind": "read", "samples": 900,
+    floor = {"added_p50_ms": interval(0.05, -0.3, 0.4), "added_p99_ms": interval(0, -1, 1),
+             "rps_ratio": interval(1.0, 0.97, 1.03), "kind": "read", "samples": 900,
              "baseline_samples": 910}  # fmt: skip
-    measured = {**floor, "added_p50_ms": _interval(0.8, 0.5, 1.1),
+    measured = {**floor, "added_p50_ms": interval(0.8, 0.5, 1.1),
                 "reading": "+0.80 ms (95% interval +0.50 to +1.10)"}  # fmt: skip
     load = {
         **LOAD,
@@ -192,8 +106,8 @@ def test_reports_show_each_cost_with_its_interval_and_the_noise_floor(tmp_path: 
             {**LOAD["configs"][1], "cost_vs_off": [measured]},
         ],
     }
-    on, off = _replays()
-    charts = render_reports(_document(on, off, load), tmp_path)
+    on, off = replays()
+    charts = render_reports(document(on, off, load), tmp_path)
     md = (tmp_path / "report.md").read_text()
     html = (tmp_path / "report.html").read_text()
     assert "Latency mode" in md
@@ -205,8 +119,8 @@ def test_reports_show_each_cost_with_its_interval_and_the_noise_floor(tmp_path: 
 
 
 def test_reports_show_the_whole_gateway_against_direct_hapi(tmp_path: Path) -> None:
-    whole = {"added_p50_ms": _interval(1.2, 0.9, 1.5), "added_p99_ms": _interval(2, 1, 3),
-             "rps_ratio": _interval(1.0, 0.98, 1.02), "kind": "search", "samples": 400,
+    whole = {"added_p50_ms": interval(1.2, 0.9, 1.5), "added_p99_ms": interval(2, 1, 3),
+             "rps_ratio": interval(1.0, 0.98, 1.02), "kind": "search", "samples": 400,
              "baseline_samples": 410,
              "reading": "+1.20 ms (95% interval +0.90 to +1.50)"}  # fmt: skip
     load = {
@@ -218,8 +132,8 @@ def test_reports_show_the_whole_gateway_against_direct_hapi(tmp_path: Path) -> N
             {**LOAD["configs"][1], "cost_vs_off": [], "cost_vs_direct": []},
         ],
     }
-    on, off = _replays()
-    render_reports(_document(on, off, load), tmp_path)
+    on, off = replays()
+    render_reports(document(on, off, load), tmp_path)
     md = (tmp_path / "report.md").read_text()
     html = (tmp_path / "report.html").read_text()
     assert "### The whole gateway against HAPI FHIR itself" in md
@@ -228,7 +142,7 @@ def test_reports_show_the_whole_gateway_against_direct_hapi(tmp_path: Path) -> N
 
 
 def test_a_closed_loop_run_says_it_shows_throughput(tmp_path: Path) -> None:
-    on, off = _replays()
-    render_reports(_document(on, off, {**LOAD, "pace": 0.0}), tmp_path)
+    on, off = replays()
+    render_reports(document(on, off, {**LOAD, "pace": 0.0}), tmp_path)
     md = (tmp_path / "report.md").read_text()
     assert "**Throughput mode**" in md and "Latency mode" not in md

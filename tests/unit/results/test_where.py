@@ -3,43 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-from simulator.authserver.issuance_cost import POLICY, REGISTERED, IssuanceCost
 from simulator.results import build_document
 from simulator.results.report import render_reports
 from simulator.results.where import WHERE_SCENARIOS, received, where_to_enforce
+from tests.unit.results.builders import PLACEMENTS, issuance_cost, placement_run
 
-
-def _run(
-    scenario: str,
-    verdict: str,
-    patients: int,
-    *,
-    control: str = "C05",
-    scope: str = "patient/*.read",
-    caught: bool = False,
-    auth_error: str | None = None,
-) -> dict[str, Any]:
-    return {
-        "scenario": scenario,
-        "auth_error": auth_error,
-        "token": {"scope": scope, "lifetime_s": 300, "refresh_token": False, "offline": False},
-        "scope_probe": None,
-        "blast_radius": {"patients": patients, "resources": patients * 4},
-        "verdicts": {control: verdict},
-        "caught": [control] if caught else [],
-    }
-
-
-RUNS = {
-    "gateway": [_run("wildcard-scheduler", "held", 1, caught=True)],
-    "as": [_run("wildcard-scheduler", "violated", 1, scope="patient/Appointment.rs")],
-    "both": [
-        _run("wildcard-scheduler", "held", 1, scope="patient/Appointment.rs", caught=True),
-        _run("broad-clinical-assistant", "held", 0, control="C01", auth_error="invalid_scope"),
-    ],
-}
 ISSUANCE = {"reading": "no cost measurable at this run's noise floor (±1.20 ms)"}
 LOAD = {
     "configs": [
@@ -49,7 +18,7 @@ LOAD = {
 
 
 def test_each_control_shows_every_placement_it_was_replayed_in() -> None:
-    rows = {r["control"]: r for r in where_to_enforce(RUNS, LOAD, ISSUANCE)}
+    rows = {r["control"]: r for r in where_to_enforce(PLACEMENTS, LOAD, ISSUANCE)}
     assert set(rows) == {"C01", "C05", "C11"}  # only controls with a replayed scenario
     c05 = rows["C05"]["placements"]
     assert list(c05) == ["gateway", "as", "both"]
@@ -66,14 +35,14 @@ def test_the_costs_say_per_request_at_the_gateway_and_per_token_at_the_as() -> N
         {"kind": "search", "reading": "+0.40 ms (95% interval +0.10 to +0.70)"},
         {"kind": "write", "reading": "no cost measurable at this run's noise floor (±1.0 ms)"},
     ]}]}  # fmt: skip
-    rows = {r["control"]: r["cost"] for r in where_to_enforce(RUNS, load, ISSUANCE)}
+    rows = {r["control"]: r["cost"] for r in where_to_enforce(PLACEMENTS, load, ISSUANCE)}
     assert rows["C05"]["gateway"] == (
         "per request: search +0.40 ms (95% interval +0.10 to +0.70); "
         "no cost measurable on read, write"
     )
     assert rows["C05"]["as"] == f"per token issued: {ISSUANCE['reading']}; nothing per request"
     assert rows["C11"]["gateway"].startswith("nothing: down-scoping")
-    (c05,) = where_to_enforce({"gateway": RUNS["gateway"]}, None, None)
+    (c05,) = where_to_enforce({"gateway": PLACEMENTS["gateway"]}, None, None)
     assert c05["cost"] == {
         "gateway": "not measured (no load run with this control)",
         "as": "not measured",
@@ -81,7 +50,7 @@ def test_the_costs_say_per_request_at_the_gateway_and_per_token_at_the_as() -> N
 
 
 def test_what_the_app_received_names_refresh_tokens_and_the_scope_probe() -> None:
-    run = _run("overbroad-request", "held", 0)
+    run = placement_run("overbroad-request", "held", 0)
     run["token"] = {"scope": "a b", "lifetime_s": 900, "refresh_token": True, "offline": True}
     run["scope_probe"] = {"outcome": "down-scoped"}
     text = received(run)
@@ -94,28 +63,14 @@ def test_every_shared_control_and_c11_has_a_scenario() -> None:
     assert set(WHERE_SCENARIOS.values()) <= library
 
 
-def _issuance(added_ms: float) -> dict[str, Any]:
-    """A measurement whose policy side is `added_ms` slower on every token."""
-    result = IssuanceCost(rounds=4, per_block=10, warmup=1, order_seed=5)
-    base = [[5.0 + 0.01 * i for i in range(10)] for _ in range(4)]
-    result.times_ms = {
-        REGISTERED: base,
-        "registered-2": [[t + 0.001 for t in r] for r in base],
-        POLICY: [[t + added_ms for t in r] for r in base],
-    }
-    result.seconds = {name: [0.1] * 4 for name in result.times_ms}
-    result.expires_in = {REGISTERED: [300], "registered-2": [300], POLICY: [240]}
-    return result.to_dict()
-
-
 def test_the_issuance_cost_is_read_against_its_a_a_floor() -> None:
-    assert _issuance(2.0)["reading"].startswith("+2.00 ms")
-    assert _issuance(0.0)["reading"].startswith("no cost measurable")
+    assert issuance_cost(2.0)["reading"].startswith("+2.00 ms")
+    assert issuance_cost(0.0)["reading"].startswith("no cost measurable")
 
 
 def test_the_reports_show_the_section(tmp_path: Path) -> None:
-    issuance = _issuance(2.0)
-    where = {"issuance_cost": issuance, "rows": where_to_enforce(RUNS, LOAD, issuance)}
+    issuance = issuance_cost(2.0)
+    where = {"issuance_cost": issuance, "rows": where_to_enforce(PLACEMENTS, LOAD, issuance)}
     document = build_document(
         command="lab",
         started=1_800_000_000.0,
