@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from labcore.issuance import IssuancePolicy
 from labcore.scopes import SPECIAL_SCOPES, ScopeError, parse_scope
-from labcore.yamlfile import DocumentError, load_model
+from labcore.yamlfile import load_directory, load_model
 
 PROFILE_DIR = Path("keycloak") / "clients"
 CLIENT_ID = r"^[a-z0-9][a-z0-9-]{1,62}$"
@@ -140,23 +140,11 @@ def load_profile(path: Path) -> ClientProfile:
 
 def load_profiles(directory: Path) -> dict[str, ClientProfile]:
     """Every profile in `directory`, by client_id; all problems of all files at once."""
-    profiles: dict[str, ClientProfile] = {}
-    problems: list[str] = []
-    files = sorted(directory.glob("*.yaml"))
-    for path in files:
-        try:
-            profile = load_profile(path)
-        except DocumentError as exc:
-            problems.extend(f"{path}: {p}" for p in exc.problems)
-            continue
-        if path.stem != profile.client_id:
-            problems.append(f"{path}: file name must be {profile.client_id}.yaml")
-        if profile.client_id in profiles:
-            problems.append(f"{path}: client_id {profile.client_id!r} is defined twice")
-        profiles[profile.client_id] = profile
-    if problems:
-        raise DocumentError(directory, problems)
-    return profiles
+
+    def client_id(profile: ClientProfile) -> str:
+        return profile.client_id
+
+    return load_directory(directory, ClientProfile, client_id, client_id, "client_id")
 
 
 def lab_profiles(repo: Path, own: Path | None = None) -> dict[str, ClientProfile]:

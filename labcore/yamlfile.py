@@ -6,6 +6,7 @@ Scenario files and client profiles are written by people: a mistake must come ba
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -91,3 +92,33 @@ def load_model(path: Path, model: type[Model]) -> Model:
         return model.model_validate(data)
     except ValidationError as exc:
         raise DocumentError(path, describe(exc, lines)) from None
+
+
+Key = TypeVar("Key")
+
+
+def load_directory(
+    directory: Path,
+    model: type[Model],
+    key: Callable[[Model], Key],
+    stem: Callable[[Model], str],
+    what: str,
+) -> dict[Key, Model]:
+    """Every `*.yaml` in `directory` as `model`, by `key`; DocumentError listing every problem of
+    every file at once: each file's own, a file not named `<stem>.yaml`, a key defined twice."""
+    found: dict[Key, Model] = {}
+    problems: list[str] = []
+    for path in sorted(directory.glob("*.yaml")):
+        try:
+            document = load_model(path, model)
+        except DocumentError as exc:
+            problems.extend(f"{path}: {p}" for p in exc.problems)
+            continue
+        if path.stem != stem(document):
+            problems.append(f"{path}: file name must be {stem(document)}.yaml")
+        if key(document) in found:
+            problems.append(f"{path}: {what} {key(document)!r} is defined twice")
+        found[key(document)] = document
+    if problems:
+        raise DocumentError(directory, problems)
+    return found

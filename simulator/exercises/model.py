@@ -8,7 +8,7 @@ from typing import Any, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from labcore.errors import LabError
-from labcore.yamlfile import DocumentError, load_model
+from labcore.yamlfile import load_directory
 
 CATALOGUE = Path(__file__).parent / "catalogue"
 FAMILIES = (
@@ -104,22 +104,7 @@ class Exercise(_Strict):
 
 def load_catalogue(directory: Path = CATALOGUE) -> dict[int, Exercise]:
     """Every exercise, by number; all problems of all files at once."""
-    found: dict[int, Exercise] = {}
-    problems: list[str] = []
-    for path in sorted(directory.glob("*.yaml")):
-        try:
-            exercise = load_model(path, Exercise)
-        except DocumentError as exc:
-            problems.extend(f"{path}: {p}" for p in exc.problems)
-            continue
-        if path.stem != exercise.name:
-            problems.append(f"{path}: file name must be {exercise.name}.yaml")
-        if exercise.number in found:
-            problems.append(f"{path}: exercise {exercise.number} is defined twice")
-        found[exercise.number] = exercise
-    if problems:
-        raise DocumentError(directory, problems)
-    return found
+    return load_directory(directory, Exercise, lambda e: e.number, lambda e: e.name, "exercise")
 
 
 def exercise(number: int, directory: Path = CATALOGUE) -> Exercise:

@@ -152,6 +152,25 @@ def check_bindings(cfg: LabConfig, plan: LoadPlan, pop: Population) -> None:
             raise LabError(f"scenario {load.name}: {exc}", "seed more patients") from None
 
 
+def prepared_plan(
+    cfg: LabConfig,
+    library: Path | None,
+    scenarios: Sequence[str] | None,
+    read_only: bool,
+) -> tuple[LoadPlan, Population]:
+    """The plan of the chosen scenarios (default: those with load enabled), once the lab
+    answers, every scenario can draw its parameters from the seeded population, and their
+    clients are provisioned."""
+    plan = build_plan(
+        lab_library(cfg, library), list(scenarios) if scenarios else None, read_only=read_only
+    )
+    check_up(cfg)
+    pop = population(cfg)
+    check_bindings(cfg, plan, pop)
+    apply_profiles(cfg, sorted({s.scenario.client for s in plan.scenarios}))
+    return plan, pop
+
+
 def check_up(cfg: LabConfig) -> None:
     try:
         httpx.get(f"{cfg.gateway_base_url}/metadata", timeout=10).raise_for_status()
@@ -432,15 +451,7 @@ def run_matrix(
     rounds; write `<run_dir>/load.json` (also after Ctrl-C, with what was measured)."""
     options.check()
     progress = progress or QuietProgress()
-    plan = build_plan(
-        lab_library(cfg, options.library),
-        list(options.scenarios) if options.scenarios else None,
-        read_only=options.read_only,
-    )
-    check_up(cfg)
-    pop = population(cfg)
-    check_bindings(cfg, plan, pop)
-    apply_profiles(cfg, sorted({s.scenario.client for s in plan.scenarios}))
+    plan, pop = prepared_plan(cfg, options.library, options.scenarios, options.read_only)
     users = options.users or plan.total_weight
     if users < len(plan.scenarios):
         progress.note(

@@ -27,14 +27,11 @@ import httpx
 
 from labcore.config import LabConfig
 from labcore.errors import LabError
-from simulator.authserver.apply import apply_profiles
 from simulator.load.matrix import Configuration
-from simulator.load.plan import build_plan
-from simulator.load.runner import check_bindings, check_up, population, read_samples
+from simulator.load.runner import prepared_plan, read_samples
 from simulator.load.spec import SAMPLES_FILE, LoadSpec, Slice, lab_environment
 from simulator.load.stats import summarize
 from simulator.replay.library import gateway_controls
-from simulator.scenarios import lab_library
 from simulator.stack.extra_gateway import extra_gateway
 
 UI_HOST = "127.0.0.1"
@@ -110,15 +107,7 @@ def _interrupt_on_sigterm() -> Iterator[None]:
 def serve_ui(cfg: LabConfig, options: UiOptions, run_dir: Path, say: Say) -> Path:
     """Serve the UI until Ctrl-C (or the UI's process ends); write the results; `ui.json`."""
     check_port(options.port)
-    plan = build_plan(
-        lab_library(cfg),
-        list(options.scenarios) if options.scenarios else None,
-        read_only=options.read_only,
-    )
-    check_up(cfg)
-    pop = population(cfg)
-    check_bindings(cfg, plan, pop)
-    apply_profiles(cfg, sorted({s.scenario.client for s in plan.scenarios}))
+    plan, pop = prepared_plan(cfg, None, options.scenarios, options.read_only)
     ui_dir = run_dir / "load" / "ui"
     ui_dir.mkdir(parents=True, exist_ok=True)
     url = f"http://{UI_HOST}:{options.port}"
