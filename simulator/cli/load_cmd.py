@@ -4,7 +4,6 @@ of the controls matrix in interleaved rounds, against the running, seeded lab
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Annotated
@@ -15,7 +14,6 @@ from rich.markup import escape
 
 from gateway.policy import POLICY_FILE, load_policy
 from labcore.config import load_config
-from labcore.errors import LabError
 from simulator.authserver.apply import own_profiles_restored
 from simulator.authserver.placement import gateway_modes, parse_placement, placed
 from simulator.cli.console import err, out
@@ -31,7 +29,7 @@ from simulator.load.progress import RichProgress
 from simulator.load.rounds import DEFAULT_ROUNDS
 from simulator.load.runner import LOAD_FILE, LoadOptions, run_matrix
 from simulator.load.table import load_table
-from simulator.load.web_ui import UiOptions, check_port, serve_ui
+from simulator.load.web_ui import serve_ui, ui_options
 from simulator.results import ResultsDirectory
 
 TABLE_WIDTH = 100  # the end table's columns, unsqueezed even when stdout is not a terminal
@@ -132,7 +130,14 @@ def load(
     own = OwnConfig(scenario_dir, clients, policy)
     placement = parse_placement(enforce_at)
     if ui:
-        _serve_ui(matrix, ui_port, scenarios, pace, read_only, rate_limit, workers, results, own)
+        options = ui_options(
+            matrix, ui_port, workers=workers, enforce_at=placement, scenarios=scenarios,
+            pace=pace, read_only=read_only, rate_limit=rate_limit,
+            own_gateway=own.needs_own_gateway,
+        )  # fmt: skip
+        cfg = with_own_config(load_config(), own)
+        session = serve_ui(cfg, options, results, lambda message: err.print(escape(message)))
+        err.print(f"written {session.path}: {session.requests} requests")
         return
     configs = parse_matrix(matrix, noise_floor=noise_floor)
     switched = gateway_modes(placement)  # what the placement switches off at the gateway
@@ -168,43 +173,3 @@ def load(
     wide = Console(file=out.file, width=max(out.width, TABLE_WIDTH))
     wide.print(load_table(result))
     err.print(f"written {run_dir / LOAD_FILE}")
-
-
-def _serve_ui(
-    matrix: str | None,
-    port: int,
-    scenarios: list[str] | None,
-    pace: float,
-    read_only: bool,
-    rate_limit: bool,
-    workers: int,
-    results: Path,
-    own: OwnConfig,
-) -> None:
-    """`--ui`: one gateway (the lab's, or the one configuration `matrix` names), the web UI."""
-    config = None
-    if matrix is not None:
-        configs = parse_matrix(matrix, noise_floor=False)
-        if len(configs) != 1 or configs[0].direct:
-            raise LabError(
-                f"--ui watches one gateway; --matrix {matrix} names {len(configs)} configurations",
-                "name one, e.g. --matrix all, or none for the lab's own gateway",
-            )
-        config = configs[0]
-    if workers:
-        raise LabError("--ui runs one local Locust process", "leave --workers out")
-    check_port(port)
-    cfg = with_own_config(load_config(), own)
-    run_dir = ResultsDirectory.new(results, time.time()).path
-    options = UiOptions(
-        port=port,
-        scenarios=tuple(scenarios) if scenarios else None,
-        pace=pace,
-        read_only=read_only,
-        config=config,
-        rate_limit=rate_limit,
-    )
-    with own_profiles_restored(cfg):
-        written = serve_ui(cfg, options, run_dir, lambda message: err.print(escape(message)))
-    totals = json.loads(written.read_text()).get("totals") or {}
-    err.print(f"written {written}: {totals.get('requests', 0)} requests")

@@ -1,12 +1,12 @@
 """`fhirlab load --ui`: Locust's own web UI with the scenario users, on 127.0.0.1 only. Driven
 through the UI's HTTP API as its page drives it (start a swarm, change the users, stop); Ctrl-C
-(SIGINT) then ends the session and the results directory is written."""
+(SIGINT) then ends the session and the results directory is written. With a policy of one's own
+the users go through an extra gateway started with it. (The refused options: tests/unit/load.)"""
 
 from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -44,13 +44,27 @@ def _listening(port: int) -> set[str]:
     }
 
 
-def test_the_web_ui_drives_the_scenario_users(seeded: LabConfig, tmp_path: Path) -> None:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "simulator", "load", "--ui", "--ui-port", str(port),
-         "--pace", "4", "--results", str(tmp_path), SCENARIO],
+def _serve(seeded: LabConfig, port: int, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "simulator", "load", "--ui", "--ui-port", str(port), *args],
         env=lab_env(seeded), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
+
+
+def _interrupt(proc: subprocess.Popen[str]) -> str:
+    """Ctrl-C, then its stderr once it has ended."""
+    try:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return err
+
+
+def test_the_web_ui_drives_the_scenario_users(seeded: LabConfig, tmp_path: Path) -> None:
+    port = free_port()
+    proc = _serve(seeded, port, "--pace", "4", "--results", str(tmp_path), SCENARIO)
     ui = f"http://127.0.0.1:{port}"
     try:
         with httpx.Client(base_url=ui, timeout=10) as http:
@@ -72,16 +86,14 @@ def test_the_web_ui_drives_the_scenario_users(seeded: LabConfig, tmp_path: Path)
             _until(lambda: http.get("/stats/requests").json()["user_count"] == 4)
             assert http.post("/stop").status_code == 200
             _until(lambda: http.get("/stats/requests").json()["state"] == "stopped")
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=120)
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        err = _interrupt(proc)
     assert proc.returncode == 0, err[-3000:]
     assert ui in err
     (written,) = tmp_path.glob("*/ui.json")
     document = json.loads(written.read_text())
-    assert document["gateway"] == "lab" and document["scenarios"] == [SCENARIO]
+    assert document["gateway"] == "lab" and document["host"] == seeded.gateway_base_url
+    assert document["scenarios"] == [SCENARIO] and document["locust_exit"] == 0
     assert document["controls"]["C08"] == "enforce"
     totals = document["totals"]
     assert totals["requests"] > 10 and totals["p50_ms"] > 0
@@ -89,18 +101,19 @@ def test_the_web_ui_drives_the_scenario_users(seeded: LabConfig, tmp_path: Path)
     assert (written.parent / "load" / "ui" / "locust_stats.csv").is_file()
 
 
-def test_ui_refuses_what_it_cannot_watch(seeded: LabConfig, tmp_path: Path) -> None:
-    def load(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "simulator", "load", "--ui", "--results", str(tmp_path), *args],
-            env=lab_env(seeded), capture_output=True, text=True, timeout=120, check=False,
-        )  # fmt: skip
-
-    several = load("--matrix", "off,all")
-    assert several.returncode == 1 and "watches one gateway" in several.stderr
-    with socket.socket() as busy:
-        busy.bind(("127.0.0.1", 0))
-        busy.listen()
-        taken = load("--ui-port", str(busy.getsockname()[1]))
-    assert taken.returncode == 1 and "is busy" in taken.stderr
-    assert not list(tmp_path.iterdir())  # refused before anything was written
+def test_a_policy_of_ones_own_gets_its_own_gateway(seeded: LabConfig, tmp_path: Path) -> None:
+    policy = tmp_path / "policy.yaml"
+    shipped = (seeded.repo / "gateway" / "policy.yaml").read_text()
+    policy.write_text(shipped.replace("C08: enforce", "C08: monitor"))
+    port = free_port()
+    proc = _serve(seeded, port, "--policy", str(policy), "--results", str(tmp_path), SCENARIO)
+    try:
+        _until(lambda: httpx.get(f"http://127.0.0.1:{port}/", timeout=2).status_code == 200, 120)
+    finally:
+        err = _interrupt(proc)
+    assert proc.returncode == 0, err[-3000:]
+    (written,) = tmp_path.glob("*/ui.json")
+    document = json.loads(written.read_text())
+    assert document["gateway"] == "own" and document["host"] != seeded.gateway_base_url, err
+    assert document["controls"]["C08"] == "monitor"
+    assert document["totals"] is None  # no users started: nothing sent

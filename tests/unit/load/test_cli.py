@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -27,6 +29,11 @@ def fhirlab_load(*args: str) -> subprocess.CompletedProcess[str]:
         (["--seconds", "1", "--rounds", "4"], "makes slices of 0.25 s"),
         (["--warmup", "-1"], "--warmup -1 is out of range"),
         (["no-such-scenario"], "unknown scenario"),
+        (["--ui", "--matrix", "off,all"], "--ui watches one gateway; --matrix off,all names 2"),
+        (["--ui", "--matrix", "direct"], "names direct (HAPI FHIR, no gateway)"),
+        (["--ui", "--matrix", "C01", "--enforce-at", "as"], "is off again"),
+        (["--ui", "--workers", "2"], "--ui runs one local Locust process"),
+        (["--ui", "--ui-port", "0"], "--ui-port 0 is not a port"),
     ],
 )
 def test_bad_options_exit_1_with_a_message(args: list[str], message: str) -> None:
@@ -35,3 +42,15 @@ def test_bad_options_exit_1_with_a_message(args: list[str], message: str) -> Non
     text = " ".join(done.stderr.split())
     assert message in text
     assert "Traceback" not in done.stderr
+
+
+def test_ui_refuses_a_busy_port_before_writing_anything(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = fhirlab_load("--ui", "--ui-port", str(port), "--results", str(tmp_path))
+    assert done.returncode == 1, done.stderr
+    text = " ".join(done.stderr.split())
+    assert f"port {port} on 127.0.0.1 is busy" in text and "--ui-port" in text
+    assert not list(tmp_path.iterdir())
