@@ -3,6 +3,7 @@ each control alone and all controls, side by side in one run.
 
     .venv/bin/python benchmarks/gateway_cost.py [--seconds 10] [--rounds 5] [--concurrency 8]
         [--only "proxy only" --only "all controls"] [--before DIR] [--peer [--peer-warmup 15]]
+        [--floor] [--relay-floor]
 
 Needs the running lab (`fhirlab up`, seeded: `fhirlab seed`). Starts one extra gateway process per
 configuration (`simulator/stack/extra_gateway.py`: free port, same HAPI, same Keycloak), drives
@@ -30,6 +31,11 @@ of requests, so the peer is first driven unmeasured for `--peer-warmup` seconds 
 client: about 13 ms of CPU per read over its first thousand reads, 5 ms over the second, 3.5-4 ms
 from the fourth on). 0.3.2 also opens a new HTTP client, and connection, to HAPI per request.
 
+`--floor` and `--relay-floor` add the two floors under the gateway's CPU per request: its own
+server answering a stored Patient with no upstream (`benchmarks/fixed_answer.py`), and nginx
+relaying to the same HAPI with no checks (`benchmarks/nginx_relay.py`), the cost of a relay
+written in C that does nothing else. Both are paused between their slices like the gateways.
+
 While one configuration is driven, every other gateway process is paused (SIGSTOP, resumed
 after): an idle uvicorn process still wakes ten times a second, and with a dozen of them on two
 cores those wake-ups showed in the figures of the one under test (`--keep-idle-running` leaves
@@ -55,7 +61,8 @@ from pathlib import Path
 
 import httpx
 import psutil
-from peer_gateway import PEER, peer_gateway  # beside this script in benchmarks/
+from nginx_relay import RELAY, nginx_relay  # beside this script in benchmarks/
+from peer_gateway import PEER, peer_gateway
 
 from gateway.controls import Mode
 from gateway.policy import RUNTIME_CONTROLS
@@ -296,6 +303,11 @@ def main() -> None:
         help=f"also run {FLOOR!r}: the same server answering a stored Patient (no upstream)",
     )
     parser.add_argument(
+        "--relay-floor",
+        action="store_true",
+        help=f"also run {RELAY!r}: nginx relaying to HAPI, no checks (a compiled relay's floor)",
+    )
+    parser.add_argument(
         "--keep-idle-running",
         action="store_true",
         help="leave the gateways not under test running (by default they are paused)",
@@ -321,7 +333,13 @@ def main() -> None:
             **{f"before: {name}": (name, args.before) for name in configs},
             **runs,
         }
-    names = [DIRECT, *([FLOOR] if args.floor else []), *runs, *([PEER] if args.peer else [])]
+    names = [
+        DIRECT,
+        *([FLOOR] if args.floor else []),
+        *([RELAY] if args.relay_floor else []),
+        *runs,
+        *([PEER] if args.peer else []),
+    ]
     results = {name: Result(name, [], 0, 0.0) for name in names}
     slice_s = args.seconds / args.rounds
     with tempfile.TemporaryDirectory(prefix="fhirlab-gwcost-") as tmp, ExitStack() as stack:
@@ -331,6 +349,13 @@ def main() -> None:
             bases[FLOOR], procs[FLOOR] = stack.enter_context(
                 fixed_answer_server(cfg.host, Path(tmp) / "fixed-answer.log")
             )
+        if args.relay_floor:
+            try:
+                bases[RELAY], procs[RELAY] = stack.enter_context(
+                    nginx_relay(cfg.host, cfg.hapi_base_url, Path(tmp) / "nginx")
+                )
+            except LabError as exc:
+                raise SystemExit(f"error: {exc}") from None
         for index, (name, (config, source)) in enumerate(runs.items()):
             modes, extra = configs[config]
             gateway = stack.enter_context(
