@@ -504,11 +504,11 @@ def _is_outcome(body: Any) -> bool:
 
 def _result_count(body: Any) -> int:
     if isinstance(body, dict) and body.get("resourceType") == "Bundle":
-        return sum(
-            1
-            for e in body.get("entry") or []
-            if isinstance(e, dict) and (e.get("search") or {}).get("mode", "match") == "match"
-        )
+        count = 0
+        for e in body.get("entry") or []:  # a plain loop, not sum() of a generator: per entry
+            if isinstance(e, dict) and (e.get("search") or {}).get("mode", "match") == "match":
+                count += 1
+        return count
     return 1
 
 

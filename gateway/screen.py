@@ -42,6 +42,8 @@ __all__ = ["Screened", "resources_of", "screen"]
 
 _RESPONSES: Final = frozenset({"batch-response", "transaction-response"})
 _NOT_DATA: Final = frozenset({"OperationOutcome", "Parameters", "CapabilityStatement"})
+# the types `_collect` looks inside (a tuple: compared, never hashed, as `_collect` does)
+_HOLDERS: Final = ("Bundle", "Binary", "Parameters")
 # what each control's refusal means, for the client's message (the audit keeps the detail)
 _WHY: Final = {
     "C05": "no granted scope covers it",
@@ -113,12 +115,26 @@ def _bundle(ctx: RequestContext, bundle: dict[str, Any], text: AnswerText | None
         if resource is None and responses and isinstance(entry, dict):
             kept.append(entry)  # a batch response entry without a resource (status only)
             continue
-        found = resources_of(resource, text)
-        denial = first_refusal(checks, found)
-        if denial is None:
-            kept.append(entry)
-            passed.extend(found)
-            continue
+        if type(resource) is dict and resource.get("resourceType") not in _HOLDERS:
+            # most entries hold one plain resource: checked as `resources_of` + `first_refusal`
+            # would, without a list per entry or the calls (this runs for every entry)
+            returned = Returned(resource, text)
+            denial = None
+            for _control, check in checks:
+                denial = check(returned)
+                if denial is not None:
+                    break
+            if denial is None:
+                kept.append(entry)
+                passed.append(returned)
+                continue
+        else:
+            found = resources_of(resource, text)
+            denial = first_refusal(checks, found)
+            if denial is None:
+                kept.append(entry)
+                passed.extend(found)
+                continue
         withheld += 1
         first = first or denial
         if responses:

@@ -81,7 +81,9 @@ from gateway.returned import Returned
 from gateway.stages import Check, Stage
 from labcore.patient_compartment import (
     Membership,
+    in_compartment_types,
     membership,
+    not_in_compartment_types,
     patient_element_paths,
     patient_id_from_reference,
     patient_search_params,
@@ -520,6 +522,13 @@ def _linked_patients(patient: dict[str, Any]) -> set[str]:
     return found
 
 
+# `membership` of every R4 type, for the check of each returned resource (a lookup, not a call)
+_KIND: Final[dict[str | None, Membership]] = {
+    **dict.fromkeys(not_in_compartment_types(), Membership.NEVER),
+    **dict.fromkeys(in_compartment_types(), Membership.IN),
+}
+
+
 def _contains_patient(resource: dict[str, Any]) -> bool:
     contained = resource.get("contained")
     if not contained:
@@ -541,8 +550,7 @@ class InCompartment:
 
     def __call__(self, returned: Returned) -> Denial | None:
         patient = self.patient
-        rtype = returned.resource_type
-        kind = membership(rtype) if rtype is not None else Membership.UNKNOWN
+        kind = _KIND.get(returned.resource_type, Membership.UNKNOWN)  # `membership`, looked up
         if kind is Membership.UNKNOWN:
             unknown = returned.resource.get("resourceType")
             return forbidden(f"{self._prefix} a resource of unknown type {unknown!r}", C08)
@@ -561,7 +569,7 @@ class InCompartment:
                 f"{self._prefix} {self._named(returned)}, which refers to patient {min(foreign)}",
                 C08,
             )
-        if _contains_patient(returned.resource):
+        if returned.resource.get("contained") and _contains_patient(returned.resource):
             return forbidden(
                 f"{self._prefix} {self._named(returned)}, which contains a Patient", C08
             )

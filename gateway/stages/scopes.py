@@ -160,7 +160,14 @@ class ReadableType:
 
     def __call__(self, returned: Returned) -> Denial | None:
         resource = returned.resource
-        denial = self._one(returned.resource_type, resource)
+        rtype = returned.resource_type
+        if rtype is not None and rtype not in _ENVELOPES and not resource.get("contained"):
+            # the usual resource (asked of every one returned): granted without constraints,
+            # containing nothing, it passes; decided as below, without the calls
+            decision = self.scopes.read_decision(rtype)
+            if decision.allowed and not decision.needs_result_filter:
+                return None
+        denial = self._one(rtype, resource)
         if denial is not None:
             return denial
         contained = resource.get("contained")
