@@ -49,7 +49,6 @@ import argparse
 import asyncio
 import contextlib
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -63,6 +62,7 @@ import httpx
 import psutil
 from nginx_relay import RELAY, nginx_relay  # beside this script in benchmarks/
 from peer_gateway import PEER, peer_gateway
+from served import served
 
 from gateway.controls import Mode
 from gateway.policy import RUNTIME_CONTROLS
@@ -221,25 +221,9 @@ def fixed_answer_server(host: str, log: Path) -> Iterator[tuple[str, psutil.Proc
     cmd = [sys.executable, "-m", "uvicorn", "--app-dir", str(Path(__file__).parent)]
     cmd += ["fixed_answer:app", "--host", host, "--port", str(port), "--no-access-log"]
     cmd += ["--loop", "uvloop", "--http", "httptools", "--log-level", "warning"]
-    with log.open("ab") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
     base = f"http://{host}:{port}/fhir"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"error: the fixed-answer server did not start; see {log}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(base + "/metadata", timeout=1).status_code == 200:
-                    break
-            time.sleep(0.1)
+    with served(cmd, base, log, "the fixed-answer server") as proc:
         yield base, psutil.Process(proc.pid)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def _spread(values: list[float]) -> str:
@@ -346,9 +330,12 @@ def main() -> None:
         bases = {DIRECT: cfg.hapi_base_url}
         procs: dict[str, psutil.Process | None] = {DIRECT: None}
         if args.floor:
-            bases[FLOOR], procs[FLOOR] = stack.enter_context(
-                fixed_answer_server(cfg.host, Path(tmp) / "fixed-answer.log")
-            )
+            try:
+                bases[FLOOR], procs[FLOOR] = stack.enter_context(
+                    fixed_answer_server(cfg.host, Path(tmp) / "fixed-answer.log")
+                )
+            except LabError as exc:
+                raise SystemExit(f"error: {exc}") from None
         if args.relay_floor:
             try:
                 bases[RELAY], procs[RELAY] = stack.enter_context(

@@ -16,12 +16,9 @@ alone, this script starts it, reads a Patient through it and stops it.
 
 from __future__ import annotations
 
-import contextlib
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,6 +26,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import psutil
+from served import served  # beside this script in benchmarks/
 
 from labcore.config import load_config
 from labcore.errors import LabError
@@ -90,31 +88,15 @@ def nginx_relay(
         _CONF.format(dir=workdir, upstream=upstream.netloc, host=host, port=port),
         encoding="utf-8",
     )
-    log = workdir / "nginx.out"
-    with log.open("ab") as out:
-        # -e: its startup error log too, so nothing is written outside the directory
-        cmd = [binary, "-c", str(conf), "-p", str(workdir), "-e", str(workdir / "error.log")]
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+    # -e: its startup error log too, so nothing is written outside the directory
+    cmd = [binary, "-c", str(conf), "-p", str(workdir), "-e", str(workdir / "error.log")]
     base = f"http://{host}:{port}{upstream.path}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise LabError(f"nginx did not start; see {workdir / 'error.log'} and {log}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(base + "/metadata", timeout=5).status_code == 200:
-                    break
-            time.sleep(0.1)
+    what = f"nginx (its error log: {workdir / 'error.log'})"
+    with served(cmd, base, workdir / "nginx.out", what, timeout_s=20) as proc:
         workers = psutil.Process(proc.pid).children()
         if len(workers) != 1:
             raise LabError(f"nginx started {len(workers)} worker processes, expected 1")
-        yield base, workers[0]
-    finally:
-        proc.terminate()  # SIGTERM: nginx's fast shutdown, the worker goes with the master
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        yield base, workers[0]  # SIGTERM on exit: nginx's fast shutdown, the worker goes too
 
 
 def main() -> None:
