@@ -318,20 +318,10 @@ def compartment_patient_ids(
     if rtype == "Patient" and isinstance(own_id, str) and _ID.fullmatch(own_id):
         ids.add(own_id)
     for path in paths:
-        if len(path) == 1:
-            # the common case (subject, patient, performer), read here: an absent element or a
-            # single reference costs no call and no list (this runs for every returned resource)
-            child = resource.get(path[0])
-            if child is None:
-                continue
-            refs = [child.get("reference")] if isinstance(child, dict) else None
-        else:
-            refs = None
-        for ref in _reference_strings(resource, path) if refs is None else refs:
-            if isinstance(ref, str):
-                pid = _any_base_patient_id(ref) if bases is None else _patient_id(ref, bases)
-                if pid is not None:
-                    ids.add(pid)
+        for ref in _reference_strings(resource, path):
+            pid = _any_base_patient_id(ref) if bases is None else _patient_id(ref, bases)
+            if pid is not None:
+                ids.add(pid)
     return frozenset(ids)
 
 
