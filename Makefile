@@ -11,7 +11,10 @@ BIN    := $(VENV)/bin
 TEST_LAB := FHIRLAB_HOME=.lab/test FHIRLAB_GATEWAY_PORT=18080 FHIRLAB_KEYCLOAK_PORT=18180 \
             FHIRLAB_KEYCLOAK_MANAGEMENT_PORT=19180 FHIRLAB_HAPI_PORT=18280
 
-.PHONY: lab test unit lint up down status clean test-stack test-stack-down
+# the gateway's compiled fast lane (gateway/fastlane/, Rust: `python -m gateway --fast-lane`)
+FAST_LANE := gateway/fastlane/target/release/fhirlab-fastlane
+
+.PHONY: lab test unit lint up down status clean test-stack test-stack-down fast-lane
 
 $(BIN)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "fhirlab needs Python >= 3.11; set PYTHON=python3.11")'
@@ -22,10 +25,17 @@ $(BIN)/.installed: pyproject.toml
 lab: $(BIN)/.installed
 	$(BIN)/fhirlab lab
 
-test: $(BIN)/.installed
+fast-lane: $(FAST_LANE)
+
+$(FAST_LANE): gateway/fastlane/Cargo.toml gateway/fastlane/Cargo.lock $(wildcard gateway/fastlane/src/*.rs)
+	cargo build --release --locked --quiet --manifest-path gateway/fastlane/Cargo.toml
+	@touch $@
+
+test: $(BIN)/.installed $(FAST_LANE)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+	cargo test --release --locked --quiet --manifest-path gateway/fastlane/Cargo.toml
 	$(BIN)/pytest
 
 unit: $(BIN)/.installed

@@ -75,6 +75,7 @@ from simulator.stack.extra_gateway import extra_gateway, free_port, modes_all
 DIRECT = "direct HAPI"
 FLOOR = "server alone"
 SLOW_SERVER = ("--loop", "asyncio", "--http", "h11")  # uvicorn without uvloop/httptools
+FAST = "all controls, fast lane"  # the compiled front (gateway/fastlane/) before the gateway
 
 
 KINDS = ("read", "search")  # the mix: one of each in turn
@@ -123,6 +124,7 @@ def configurations() -> dict[str, tuple[dict[str, Mode] | None, tuple[str, ...]]
         configs[f"token + {control}"] = ({**off, control: Mode.ENFORCE}, ())
     configs["all controls"] = (every, ())
     configs["all, asyncio+h11"] = (every, SLOW_SERVER)
+    configs[FAST] = (every, ("--fast-lane",))
     return configs
 
 
@@ -230,22 +232,37 @@ def _spread(values: list[float]) -> str:
     return f"{min(values):.0f}–{max(values):.0f}" if values else "—"
 
 
+def _family(proc: psutil.Process) -> list[psutil.Process]:
+    """A gateway's process and its children (the fast lane runs as the gateway's child)."""
+    with contextlib.suppress(psutil.NoSuchProcess):
+        return [proc, *proc.children(recursive=True)]
+    return [proc]
+
+
 def _suspend(procs: list[psutil.Process]) -> None:
     for proc in procs:
-        proc.suspend()
+        for each in _family(proc):
+            each.suspend()
 
 
 def _resume(procs: list[psutil.Process]) -> None:
     for proc in procs:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            proc.resume()
+        for each in _family(proc):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                each.resume()
 
 
 def _cpu_s(proc: psutil.Process | None) -> float:
+    """The CPU time of a gateway's processes (its own and its children's, e.g. the fast
+    lane's)."""
     if proc is None:
         return 0.0
-    times = proc.cpu_times()
-    return times.user + times.system
+    total = 0.0
+    for each in _family(proc):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            times = each.cpu_times()
+            total += times.user + times.system
+    return total
 
 
 def main() -> None:

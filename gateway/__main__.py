@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import socket
 from pathlib import Path
 from typing import Any
 
 import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gateway.app import create_app
+from gateway.app import LaneSettings, create_app
 from gateway.config import load_gateway_config
 from gateway.policy import POLICY_FILE
 from gateway.settings import GatewaySettings
@@ -46,6 +47,13 @@ def delayed(app: ASGIApp, delay_s: float) -> ASGIApp:
     return wrapper
 
 
+def free_port(host: str) -> int:
+    """A loopback port no one listens on now (the gateway's own, behind the fast lane)."""
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m gateway", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
@@ -63,6 +71,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--http", default="auto", choices=["auto", "h11", "httptools"])
     parser.add_argument("--repo", type=Path, default=REPO_ROOT, help=argparse.SUPPRESS)
     parser.add_argument("--test-delay-ms", type=float, default=0.0, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--fast-lane",
+        action="store_true",
+        help="put the compiled fast lane (gateway/fastlane/, `make fast-lane`) on --port in "
+        "front of this gateway, which then listens on a free loopback port of its own",
+    )
     args = parser.parse_args(argv)
     try:
         settings = GatewaySettings(upstream=args.upstream, base_path=args.base_path)
@@ -83,13 +97,28 @@ def main(argv: list[str] | None = None) -> None:
             )
         except LabError as exc:
             parser.exit(2, f"gateway: {exc}\n")
-    app: ASGIApp = create_app(settings, config=config)
+    port, lane = args.port, None
+    if args.fast_lane:
+        if config is None:
+            parser.exit(2, "gateway: --fast-lane needs the policy gateway (--keycloak)\n")
+        try:  # the front binds it; say so now rather than after the gateway started
+            with socket.socket() as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                probe.bind((args.host, args.port))
+        except OSError as exc:
+            parser.exit(2, f"gateway: cannot listen on {args.host}:{args.port} ({exc})\n")
+        port = free_port(args.host)
+        lane = LaneSettings(f"{args.host}:{args.port}", f"http://{args.host}:{port}")
+    try:
+        app: ASGIApp = create_app(settings, config=config, lane=lane)
+    except LabError as exc:
+        parser.exit(2, f"gateway: {exc}\n")
     if args.test_delay_ms > 0:
         app = delayed(app, args.test_delay_ms / 1000)
     uvicorn.run(
         app,
         host=args.host,
-        port=args.port,
+        port=port,
         loop=args.loop,
         http=args.http,
         **SERVER_OPTIONS,

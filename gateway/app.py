@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 import httpx
 from starlette.applications import Starlette
@@ -26,6 +27,16 @@ from gateway.clock import simulated_clock
 from gateway.config import GatewayConfig
 from gateway.controls import Mode
 from gateway.current import CurrentResources, HapiCurrentResources
+from gateway.fast_lane import (
+    GRANT_PATH,
+    SECRET_HEADER,
+    FastLane,
+    LaneGrants,
+    lane_binary,
+    lane_config,
+    new_secret,
+    secret_matches,
+)
 from gateway.fhir_endpoint import AuditSink, FhirEndpoint, PolicyParts
 from gateway.outcome import operation_outcome
 from gateway.pipeline import ModeOf, Pipeline
@@ -43,6 +54,7 @@ from gateway.stages.scopes import ScopesStage
 from gateway.stages.tenant import TenantStage
 from gateway.stages.token import TOKEN, TokenStage
 from gateway.token_verifier import TokenVerifier
+from labcore.errors import LabError
 
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
 _METHODS = frozenset(METHODS)
@@ -117,6 +129,7 @@ def build_policy_parts(
         ),
         smart=SmartConfiguration(config.issuers[0], auth_http) if config.issuers else None,
         clock=simulated_clock(policy.clock_header),  # LAB ONLY
+        verifier=verifier,
     )
 
 
@@ -127,8 +140,10 @@ def create_app(
     config: GatewayConfig | None = None,
     auth_transport: httpx.AsyncBaseTransport | None = None,
     audit: AuditSink | None = None,
+    lane: LaneSettings | None = None,
 ) -> ASGIApp:
-    """The gateway. Without a `config` it is a plain pass-through proxy (no stages)."""
+    """The gateway. Without a `config` it is a plain pass-through proxy (no stages). With
+    `lane`, the fast lane (`gateway/fast_lane.py`) runs in front of it as its child."""
     settings = config.settings if config else settings or GatewaySettings()
     if config is not None and audit is None:
         audit = build_audit(config)
@@ -138,17 +153,25 @@ def create_app(
     side_http = httpx.AsyncClient(transport=transport, timeout=settings.upstream_timeout_s)
     parts = build_policy_parts(config, upstream, auth_http, side_http) if config else None
     fhir = FhirEndpoint(upstream, settings.base_path, parts, audit)
+    fast_lane = build_lane(lane, config, parts, audit) if lane is not None else None
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        if fast_lane is not None:
+            await fast_lane.start()
         yield
+        if fast_lane is not None:  # its last requests' records, before the audit log closes
+            await fast_lane.stop()
         await upstream.aclose()
         await auth_http.aclose()
         await side_http.aclose()
         if audit is not None:
             await audit.aclose()
 
-    rest = Starlette(routes=own_routes(settings, upstream, config), lifespan=lifespan)
+    routes = own_routes(settings, upstream, config)
+    if fast_lane is not None:
+        routes.insert(0, grant_route(fast_lane))
+    rest = Starlette(routes=routes, lifespan=lifespan)
     base, below = settings.base_path, settings.base_path + "/"
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -160,6 +183,48 @@ def create_app(
         await rest(scope, receive, send)
 
     return app
+
+
+@dataclass(frozen=True)
+class LaneSettings:
+    """Where the fast lane listens (the gateway's public address) and where it finds this
+    gateway (its own loopback port)."""
+
+    listen: str
+    gateway_url: str
+
+
+def build_lane(
+    lane: LaneSettings,
+    config: GatewayConfig | None,
+    parts: PolicyParts | None,
+    audit: AuditSink | None,
+) -> FastLane:
+    if config is None or parts is None or parts.verifier is None:
+        raise LabError("the fast lane needs the policy gateway (--keycloak)")
+    settings = config.settings
+    grants = LaneGrants(parts.pipeline, parts.verifier, config.policy, settings.base_path)
+    lane_config_ = lane_config(
+        lane.listen,
+        lane.gateway_url,
+        settings.upstream,
+        settings.base_path,
+        new_secret(),
+        settings.upstream_timeout_s,
+    )
+    return FastLane(lane_binary(), lane_config_, grants, getattr(audit, "record_done", None))
+
+
+def grant_route(lane: FastLane) -> Route:
+    """The fast lane asks here what a token may do (`LaneGrants`); no one else may."""
+
+    async def grant(request: Request) -> StarletteResponse:
+        if not secret_matches(request.headers.get(SECRET_HEADER), lane.secret):
+            return operation_outcome(404, f"no FHIR endpoint at {request.url.path}")
+        bearer = (await request.body()).decode("latin-1").strip()
+        return JSONResponse(await lane.grants.grant(bearer))
+
+    return Route(GRANT_PATH, grant, methods=["POST"])
 
 
 def own_routes(

@@ -31,6 +31,7 @@ from gateway.pipeline import Pipeline
 from gateway.proxy import Receive, RequestHead, Scope, Send, Upstream, count_patients, read_body
 from gateway.smart_config import SmartConfiguration
 from gateway.stages.compartment import narrowing
+from gateway.token_verifier import TokenVerifier
 from labcore.patient_compartment import patient_search_params
 
 log = logging.getLogger("gateway")
@@ -50,6 +51,7 @@ class PolicyParts:
     capabilities: ClientCapabilities
     smart: SmartConfiguration | None  # None: no authorization server configured
     clock: SimulatedClock | None  # LAB ONLY: the simulated clock header, when the policy sets one
+    verifier: TokenVerifier | None = None  # the token stage's (the fast lane's grants use it)
 
 
 class FhirEndpoint:

@@ -107,7 +107,10 @@ class GatewayAudit:
         return cls(directory, new_engine(), simulated, fhir_events)
 
     def record(self, ctx: RequestContext, latency_ms: float) -> None:
-        record = to_record(ctx, latency_ms)
+        self.record_done(to_record(ctx, latency_ms))
+
+    def record_done(self, record: AuditRecord) -> None:
+        """Log a finished request's record (one the fast lane served arrives as such)."""
         if record.simulated_time is not None and self.simulated is not None:
             logged = observe_and_log(record, self.log, self.simulated, self.alerts)
         else:

@@ -234,6 +234,12 @@ class TokenVerifier:
             raise unauthorized(f"a {claims.get('typ')} token is not an access token")
         return verified
 
+    def active_until(self, token: str) -> float | None:
+        """Until when the last introspection of `token` holds (None: not asked, or no longer
+        held): past it, the gateway asks the issuer again."""
+        cached = self._introspected.get(token)
+        return cached[1] if cached is not None and cached[0] else None
+
     async def is_active(self, token: str, verified: VerifiedToken) -> bool:
         """RFC 7662: does the issuer still consider the token active (not revoked)?"""
         now = self.clock.time()

@@ -30,6 +30,7 @@ import pytest
 from gateway.config import GatewayConfig
 from labcore.config import LabConfig
 from simulator.smart.tokens import Token
+from simulator.stack.extra_gateway import extra_gateway
 from tests.integration import test_gateway as lab_gateway
 from tests.integration.bypass_corpus import (
     PLACEHOLDERS,
@@ -374,6 +375,22 @@ async def follow_next(
     return followed, await send(gw, followed, side.token)
 
 
+@pytest.fixture(scope="module")
+async def fast_lane_gateway(
+    seeded: LabConfig, base_config: GatewayConfig, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The same policy as `corpus_gateway`, in a gateway process with the compiled fast lane
+    before it (`python -m gateway --fast-lane`, `gateway/fast_lane.py`)."""
+    modes = dict(base_config.policy.controls)
+    directory = tmp_path_factory.mktemp("bypass-fast-lane")
+    with extra_gateway(
+        seeded, "fast lane", directory, modes, rate_limit=False, server_args=("--fast-lane",)
+    ) as gw:
+        base = gw.base_url.removesuffix("/fhir")
+        async with httpx.AsyncClient(base_url=base, timeout=60) as client:
+            yield client
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 async def test_bypass(
     case: Case,
@@ -381,6 +398,23 @@ async def test_bypass(
     sides: dict[str, Side],
     hapi_cleanup: list[str],
 ) -> None:
+    await check_case(case, corpus_gateway, sides, hapi_cleanup)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+async def test_bypass_through_the_fast_lane(
+    case: Case,
+    fast_lane_gateway: httpx.AsyncClient,
+    sides: dict[str, Side],
+    hapi_cleanup: list[str],
+) -> None:
+    await check_case(case, fast_lane_gateway, sides, hapi_cleanup)
+
+
+async def check_case(
+    case: Case, corpus_gateway: httpx.AsyncClient, sides: dict[str, Side], hapi_cleanup: list[str]
+) -> None:
+    """Send one corpus entry through `corpus_gateway` and judge its answer."""
     side = sides[case.token]
     template = case.template
     if template.follow_next:
