@@ -65,10 +65,37 @@ pub fn head_ok(
     {
         return false;
     }
-    headers.get_all(CONTENT_ENCODING).iter().all(|e| {
-        e.to_str()
-            .is_ok_and(|e| e.trim().eq_ignore_ascii_case("identity"))
-    })
+    encoding(headers).is_some()
+}
+
+/// How HAPI's body is encoded: `Some(false)` as is, `Some(true)` gzip (asked for: unencoded,
+/// HAPI writes an answer in a hundred small segments, each a wake-up and a read here); None
+/// for anything else, or more than one encoding.
+pub fn encoding(headers: &HeaderMap) -> Option<bool> {
+    let mut all = headers.get_all(CONTENT_ENCODING).iter();
+    let (first, None) = (all.next(), all.next()) else {
+        return None;
+    };
+    let Some(first) = first else {
+        return Some(false);
+    };
+    let kind = first.to_str().ok()?.trim();
+    if kind.eq_ignore_ascii_case("identity") {
+        Some(false)
+    } else if kind.eq_ignore_ascii_case("gzip") || kind.eq_ignore_ascii_case("x-gzip") {
+        Some(true)
+    } else {
+        None
+    }
+}
+
+/// A gzip body inflated, at most `limit` bytes; None if it is broken or longer.
+pub fn gunzip(body: &[u8], limit: usize) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let mut out = Vec::with_capacity(body.len() * 8);
+    let decoder = flate2::read::MultiGzDecoder::new(body);
+    decoder.take(limit as u64 + 1).read_to_end(&mut out).ok()?;
+    (out.len() <= limit).then_some(out)
 }
 
 /// Does a location point at the resource a read asked for? As the gateway reads it: the path
@@ -504,6 +531,10 @@ mod tests {
         e.insert(CONTENT_ENCODING, HeaderValue::from_static("identity"));
         assert!(head_ok(&cfg, StatusCode::OK, &e, &read));
         e.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        assert!(head_ok(&cfg, StatusCode::OK, &e, &read));
+        e.insert(CONTENT_ENCODING, HeaderValue::from_static("br"));
+        assert!(!head_ok(&cfg, StatusCode::OK, &e, &read));
+        e.append(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
         assert!(!head_ok(&cfg, StatusCode::OK, &e, &read));
         let mut l = h.clone();
         l.insert(CONTENT_LOCATION, HeaderValue::from_static("/x"));
@@ -538,6 +569,21 @@ mod tests {
         );
         assert!(!head_ok(&cfg, StatusCode::OK, &xml, &read));
         assert!(!head_ok(&cfg, StatusCode::OK, &HeaderMap::new(), &read));
+    }
+
+    #[test]
+    fn gzip_bodies() {
+        use std::io::Write;
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(b"{\"resourceType\":\"Patient\"}").unwrap();
+        let zipped = enc.finish().unwrap();
+        assert_eq!(
+            gunzip(&zipped, 1 << 20).as_deref(),
+            Some(&b"{\"resourceType\":\"Patient\"}"[..])
+        );
+        assert!(gunzip(&zipped, 10).is_none()); // longer than the limit
+        assert!(gunzip(&zipped[..zipped.len() - 4], 1 << 20).is_none()); // cut short
+        assert!(gunzip(b"not gzip", 1 << 20).is_none());
     }
 
     fn cand<'a>(

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use http::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, HeaderName};
+use http::header::{ACCEPT, ACCEPT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, HeaderName};
 use http::request::Parts;
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, Version};
 use http_body_util::{BodyExt, Either, Full, Limited};
@@ -186,6 +186,7 @@ async fn ask_hapi(app: &App, uri: http::Uri, cand: &Candidate<'_>) -> Option<(He
     headers.append(X_FORWARDED_HOST, cand.host.clone());
     headers.append(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
     headers.append(ACCEPT, app.cfg.upstream_accept.clone());
+    headers.append(ACCEPT_ENCODING, HeaderValue::from_static("gzip"));
     let response = app.client.request(req).await.ok()?;
     if !checks::head_ok(&app.cfg, response.status(), response.headers(), cand) {
         return None; // dropping the body: the pool does not reuse a connection left unread
@@ -196,6 +197,10 @@ async fn ask_hapi(app: &App, uri: http::Uri, cand: &Candidate<'_>) -> Option<(He
         .await
         .ok()?
         .to_bytes();
+    if checks::encoding(&head.headers)? {
+        // served as the gateway serves it: inflated
+        return Some((head.headers, Bytes::from(checks::gunzip(&body, MAX_BODY)?)));
+    }
     Some((head.headers, body))
 }
 

@@ -216,6 +216,7 @@ async fn serves_checks_and_falls_back() {
                 "x-forwarded-host",
                 "x-forwarded-proto",
                 "accept",
+                "accept-encoding",
                 "host"
             ]
         );
