@@ -4,13 +4,23 @@ requests, lets the compiled front serve for a token, and the records of what it 
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from gateway.__main__ import main as gateway_main
 from gateway.app import mode_of
 from gateway.controls import Mode
-from gateway.fast_lane import INELIGIBLE_S, MAX_GRANT_S, FastLane, LaneGrants, to_record
+from gateway.fast_lane import (
+    BINARY_ENV,
+    INELIGIBLE_S,
+    MAX_GRANT_S,
+    FastLane,
+    LaneGrants,
+    lane_binary,
+    to_record,
+)
 from gateway.pipeline import Pipeline
 from gateway.policy import Policy, load_policy
 from gateway.stages.client_policy import ClientPolicyStage
@@ -21,6 +31,7 @@ from gateway.stages.scopes import ScopesStage
 from gateway.stages.tenant import TenantStage
 from gateway.stages.token import TokenStage
 from gateway.token_verifier import VerifiedToken
+from labcore.errors import LabError
 from tests.unit.gateway.stage_kit import verified
 
 NOW = 1_000.0
@@ -172,3 +183,18 @@ def test_what_the_front_served_is_recorded_as_the_pipeline_would_record_it() -> 
     )
     assert (record.client_id, record.patient_context, record.tenant) == ("ai-client", "pat-1", "a")
     assert (record.decision, record.status, record.result_count) == ("allow", 200, 2)
+
+
+def test_a_missing_executable_is_a_clear_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv(BINARY_ENV, str(tmp_path / "nowhere"))
+    with pytest.raises(LabError, match="make fast-lane"):
+        lane_binary()
+
+
+def test_the_fast_lane_needs_the_policy_gateway(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        gateway_main(["--port", "0", "--fast-lane"])
+    assert exited.value.code == 2
+    assert "--fast-lane needs the policy gateway (--keycloak)" in capsys.readouterr().err
