@@ -31,6 +31,10 @@ of requests, so the peer is first driven unmeasured for `--peer-warmup` seconds 
 client: about 13 ms of CPU per read over its first thousand reads, 5 ms over the second, 3.5-4 ms
 from the fourth on). 0.3.2 also opens a new HTTP client, and connection, to HAPI per request.
 
+"all controls, fast lane" is the gateway with every control on and the compiled fast lane in
+front of it (`python -m gateway --fast-lane`, `gateway/fast_lane.py`); its CPU per request is
+both processes' together (the fast lane runs as the gateway's child, paused with it).
+
 `--floor` and `--relay-floor` add the two floors under the gateway's CPU per request: its own
 server answering a stored Patient with no upstream (`benchmarks/fixed_answer.py`), and nginx
 relaying to the same HAPI with no checks (`benchmarks/nginx_relay.py`), the cost of a relay
