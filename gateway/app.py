@@ -212,7 +212,7 @@ def build_lane(
         new_secret(),
         settings.upstream_timeout_s,
     )
-    return FastLane(lane_binary(), lane_config_, grants, getattr(audit, "record_done", None))
+    return FastLane(lane_binary(), lane_config_, grants, audit.record_done if audit else None)
 
 
 def grant_route(lane: FastLane) -> Route:

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 
+from gateway.audit import AuditRecord
 from gateway.capabilities import ClientCapabilities
 from gateway.classify import ClassifyError, Interaction, classify
 from gateway.clock import ClockError, SimulatedClock
@@ -39,6 +40,8 @@ log = logging.getLogger("gateway")
 
 class AuditSink(Protocol):
     def record(self, ctx: RequestContext, latency_ms: float) -> None: ...
+
+    def record_done(self, record: AuditRecord) -> None: ...
 
     async def aclose(self) -> None: ...
 
