@@ -23,6 +23,7 @@ from gateway.policy import POLICY_FILE
 from gateway.settings import GatewaySettings
 from labcore.config import REPO_ROOT
 from labcore.errors import LabError
+from labcore.net import free_port
 
 # uvicorn's options for the gateway. It sets X-Forwarded-* for HAPI itself and trusts no
 # client's; it does not name its server software.
@@ -45,13 +46,6 @@ def delayed(app: ASGIApp, delay_s: float) -> ASGIApp:
         await app(scope, receive, send)
 
     return wrapper
-
-
-def free_port(host: str) -> int:
-    """A loopback port no one listens on now (the gateway's own, behind the fast lane)."""
-    with socket.socket() as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -54,7 +54,7 @@ class PolicyParts:
     capabilities: ClientCapabilities
     smart: SmartConfiguration | None  # None: no authorization server configured
     clock: SimulatedClock | None  # LAB ONLY: the simulated clock header, when the policy sets one
-    verifier: TokenVerifier | None = None  # the token stage's (the fast lane's grants use it)
+    verifier: TokenVerifier  # the token stage's (the fast lane's grants use it)
 
 
 class FhirEndpoint:

@@ -11,7 +11,6 @@ gateway's FHIR base. HAPI's links (paging, export) point at whichever gateway as
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -27,16 +26,11 @@ from gateway.controls import Mode
 from gateway.policy import POLICY_FILE, RUNTIME_CONTROLS, load_policy
 from labcore.config import LabConfig
 from labcore.errors import LabError
+from labcore.net import free_port  # re-exported: the load runner, benchmarks and tests use it
 
 # a start is mostly imports (about 2 s of CPU); on two cores busy with HAPI, Keycloak and other
 # gateways starting, one took more than 20 s
 START_TIMEOUT_S = 60.0
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 def modes_all(mode: Mode) -> dict[str, Mode]:
