@@ -342,30 +342,34 @@ def _lane_checks(
 
 def to_record(event: dict[str, Any], token: VerifiedToken | None) -> AuditRecord:
     """The audit record of a request the front served (what `gateway/recorder.py` would have
-    written for it)."""
+    written for it). The front writes every field with its type (gateway/fastlane/src/events.rs),
+    the patients sorted and unique: nothing is converted here, a missing field is a KeyError."""
+    status = event["status"]
+    latency_ms = event["latency_ms"]
+    if token is None:  # its grant was forgotten (the oldest of _MAX_GRANTS)
+        client_id = subject = tenant = token_id = patient = None
+    else:
+        client_id, subject, tenant = token.client_id, token.subject, token.tenant
+        token_id, patient = token.token_id, token.patient
     return AuditRecord(
-        ts=float(event["ts"]),
-        request_id=str(event["request_id"]),
-        method=str(event["method"]),
-        path=str(event["path"]),
-        query=str(event.get("query") or ""),
-        client_id=token.client_id if token else None,
-        subject=token.subject if token else None,
-        tenant=token.tenant if token else None,
-        token_id=token.token_id if token else None,
-        patient_context=token.patient if token else None,
-        patients=tuple(sorted(str(p) for p in event.get("patients") or ())),
-        interaction=str(event["interaction"]),
-        resource_type=event.get("resource_type"),
-        operation=None,
-        decision="allow" if int(event["status"]) < 500 else "deny",
-        control=None,
-        reason=str(event.get("reason") or ""),
-        status=int(event["status"]),
-        result_count=event.get("result_count"),
-        latency_ms=float(event.get("latency_ms") or 0.0),
-        stage_ms={FRONT_STAGE: float(event.get("latency_ms") or 0.0)},
-        simulated_time=None,
+        ts=event["ts"],
+        request_id=event["request_id"],
+        method=event["method"],
+        path=event["path"],
+        query=event["query"],
+        client_id=client_id,
+        subject=subject,
+        tenant=tenant,
+        token_id=token_id,
+        patient_context=patient,
+        patients=tuple(event["patients"]),
+        interaction=event["interaction"],
+        resource_type=event["resource_type"],
+        decision="allow" if status < 500 else "deny",
+        status=status,
+        result_count=event["result_count"],
+        latency_ms=latency_ms,
+        stage_ms={FRONT_STAGE: latency_ms},
     )
 
 
@@ -465,7 +469,7 @@ class FastLane:
             return
         try:
             event = orjson.loads(line)
-            record = to_record(event, self.grants.token_of(str(event.get("grant") or "")))
+            record = to_record(event, self.grants.token_of(event["grant"]))
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
             log.error("the fast lane wrote a line that is not an event: %r", line[:200])
             return

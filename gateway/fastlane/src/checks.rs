@@ -90,12 +90,25 @@ pub fn encoding(headers: &HeaderMap) -> Option<bool> {
 }
 
 /// A gzip body inflated, at most `limit` bytes; None if it is broken or longer.
+///
+/// The output is sized once from the gzip trailer (ISIZE) and inflated in one call by
+/// libdeflate, with one decompressor per thread: no stream buffers, no per-answer allocation of
+/// inflate state (flate2's reader took three times the CPU for a read's 800 bytes). Only the
+/// first gzip member is inflated, and only if its length is the trailer's: what is checked is
+/// exactly what is served.
 pub fn gunzip(body: &[u8], limit: usize) -> Option<Vec<u8>> {
-    use std::io::Read;
-    let mut out = Vec::with_capacity(body.len() * 8);
-    let decoder = flate2::read::MultiGzDecoder::new(body);
-    decoder.take(limit as u64 + 1).read_to_end(&mut out).ok()?;
-    (out.len() <= limit).then_some(out)
+    thread_local! {
+        static INFLATE: std::cell::RefCell<libdeflater::Decompressor> =
+            std::cell::RefCell::new(libdeflater::Decompressor::new());
+    }
+    let trailer: [u8; 4] = body.get(body.len().checked_sub(4)?..)?.try_into().ok()?;
+    let size = usize::try_from(u32::from_le_bytes(trailer)).ok()?;
+    if size > limit {
+        return None;
+    }
+    let mut out = vec![0u8; size];
+    let inflated = INFLATE.with(|d| d.borrow_mut().gzip_decompress(body, &mut out).ok())?;
+    (inflated == size).then_some(out)
 }
 
 /// Does a location point at the resource a read asked for? As the gateway reads it: the path
@@ -573,10 +586,7 @@ mod tests {
 
     #[test]
     fn gzip_bodies() {
-        use std::io::Write;
-        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        enc.write_all(b"{\"resourceType\":\"Patient\"}").unwrap();
-        let zipped = enc.finish().unwrap();
+        let zipped = gzip(b"{\"resourceType\":\"Patient\"}");
         assert_eq!(
             gunzip(&zipped, 1 << 20).as_deref(),
             Some(&b"{\"resourceType\":\"Patient\"}"[..])
@@ -584,6 +594,24 @@ mod tests {
         assert!(gunzip(&zipped, 10).is_none()); // longer than the limit
         assert!(gunzip(&zipped[..zipped.len() - 4], 1 << 20).is_none()); // cut short
         assert!(gunzip(b"not gzip", 1 << 20).is_none());
+        assert!(gunzip(b"", 1 << 20).is_none());
+        let mut wrong_size = zipped.clone();
+        let at = wrong_size.len() - 4;
+        wrong_size[at] += 1; // the trailer's length says one byte more
+        assert!(gunzip(&wrong_size, 1 << 20).is_none());
+        let mut two = zipped.clone();
+        two.extend_from_slice(&gzip(b"{}"));
+        assert!(gunzip(&two, 1 << 20).is_none()); // a second member
+        let big = vec![b' '; 100_000];
+        assert_eq!(gunzip(&gzip(&big), 1 << 20), Some(big));
+    }
+
+    pub fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut c = libdeflater::Compressor::new(libdeflater::CompressionLvl::fastest());
+        let mut out = vec![0; c.gzip_compress_bound(data.len())];
+        let n = c.gzip_compress(data, &mut out).unwrap();
+        out.truncate(n);
+        out
     }
 
     fn cand<'a>(
