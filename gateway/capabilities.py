@@ -100,6 +100,13 @@ def _operation_name(op: Any) -> str:
     return str(op.get("name", "")).lstrip("$") if isinstance(op, dict) else ""
 
 
+def _named_base(statement: dict[str, Any]) -> str:
+    """The base URL a statement names its server by (`implementation.url`), or ""."""
+    implementation = statement.get("implementation")
+    url = implementation.get("url") if isinstance(implementation, dict) else None
+    return url.rstrip("/") if isinstance(url, str) and "://" in url else ""
+
+
 def filter_capabilities(statement: dict[str, Any], grants: Grants) -> dict[str, Any]:
     """A copy of `statement` with only what `grants` allow (see the module docstring)."""
     result = copy.copy(statement)
@@ -195,10 +202,24 @@ class ClientCapabilities:
         """The FHIR base clients reach the gateway at (from their Host), else the configured."""
         return f"{proto}://{host}{self.base_path}" if host else self.public_base
 
-    def rewrite(self, text: str, host: str, proto: str) -> str:
-        """`text` naming the gateway where HAPI names itself (implementation, definitions)."""
+    def rewrite(self, statement: dict[str, Any], host: str, proto: str) -> str:
+        """`statement` as JSON text, naming the gateway where HAPI names itself: HAPI's own
+        address anywhere, and the base in `implementation.url` and in HAPI's operation
+        definitions. HAPI caches its statement with the base built from the forwarded host of
+        whoever asked first, so that base can be another client's (another gateway's port);
+        only those two places are rewritten, so a client's chosen Host cannot make the gateway
+        rewrite canonical URLs (`http://hl7.org/fhir/...`)."""
         base = self.gateway_base(host, proto)
-        return text.replace(self.upstream, base) if base else text
+        if not base:
+            return json.dumps(statement)
+        named = _named_base(statement)
+        if named and named != base:
+            implementation = {**statement["implementation"], "url": base}
+            statement = {**statement, "implementation": implementation}
+        text = json.dumps(statement).replace(self.upstream, base)
+        if named and named not in (base, self.upstream):
+            text = text.replace(f'"{named}/OperationDefinition/', f'"{base}/OperationDefinition/')
+        return text
 
     async def _cached(self, host: str, proto: str) -> tuple[dict[str, Any], bytes]:
         key = (host, proto)
@@ -219,7 +240,7 @@ class ClientCapabilities:
                 statement = None
             if not isinstance(statement, dict):
                 raise Denial(502, "the FHIR server did not give its CapabilityStatement")
-            public = self.rewrite(json.dumps(statement), host, proto).encode()
+            public = self.rewrite(statement, host, proto).encode()
             self._statements[key] = (time.monotonic() + self.ttl_s, statement, public)
             self._statements.move_to_end(key)
             if len(self._statements) > _CACHED_HOSTS:  # Host is the client's to choose
@@ -242,7 +263,7 @@ class ClientCapabilities:
         body = self._filtered.get(key)
         if body is None:
             grants = Grants(token.scopes, token.client_id, self.policy)
-            body = self.rewrite(json.dumps(filter_capabilities(statement, grants)), host, proto)
+            body = self.rewrite(filter_capabilities(statement, grants), host, proto)
             body = body.encode()
             self._filtered[key] = body
             if len(self._filtered) > _CACHED_GRANTS:
@@ -303,4 +324,4 @@ class ClientCapabilities:
             raise Denial(502, "the FHIR server's CapabilityStatement cannot be read") from None
         if not isinstance(statement, dict) or statement.get("resourceType") not in _STATEMENTS:
             raise Denial(502, "the FHIR server answered metadata with something else")
-        return self.rewrite(json.dumps(statement), host, proto).encode()
+        return self.rewrite(statement, host, proto).encode()

@@ -272,6 +272,36 @@ def test_the_statement_is_served_whole_whatever_its_shaping_parameters() -> None
     assert len(hapi.requests) == 1 and not hapi.requests[0].url.query  # the cached statement
 
 
+class StaleHapi(Hapi):
+    """HAPI answering with the statement it cached for an earlier client: built from that
+    client's forwarded host, which names HAPI's base and its operation definitions."""
+
+    def __init__(self, named: str) -> None:
+        super().__init__()
+        self.statement = json.loads(json.dumps(HAPI_STATEMENT).replace(HAPI, named))
+        self.statement["rest"][0]["resource"][0]["profile"] = PATIENT_PROFILE
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        return httpx.Response(200, json=self.statement)
+
+
+PATIENT_PROFILE = "http://hl7.org/fhir/StructureDefinition/Patient"
+
+
+@pytest.mark.parametrize("named", ["http://127.0.0.1:50923/fhir", "http://hl7.org/fhir"])
+def test_a_statement_hapi_cached_for_another_host_names_this_gateway(named: str) -> None:
+    response = answer(capabilities(StaleHapi(named)))
+    statement = json.loads(response.body)
+    assert statement["implementation"]["url"] == GATEWAY
+    assert statement["rest"][0]["operation"][0]["definition"] == (
+        f"{GATEWAY}/OperationDefinition/meta"
+    )
+    assert "127.0.0.1:50923" not in response.body.decode()
+    # a Host chosen to match canonical URLs rewrites only HAPI's own places, not the profiles
+    assert statement["rest"][0]["resource"][0]["profile"] == PATIENT_PROFILE
+
+
 def test_other_parameters_are_asked_of_hapi_as_json_and_rewritten() -> None:
     hapi = Hapi()
     caps = capabilities(hapi)
