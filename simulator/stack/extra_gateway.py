@@ -63,6 +63,14 @@ def write_extra_policy(
     return path
 
 
+def source_env(source: Path) -> dict[str, str]:
+    """The environment that makes `python -m gateway` run the code in `source` (a checkout),
+    whatever the working directory. `-m` puts the working directory first on the path, where
+    this checkout's own `gateway` package would win over `source`'s: PYTHONSAFEPATH leaves it
+    off."""
+    return {**os.environ, "PYTHONPATH": str(source.resolve()), "PYTHONSAFEPATH": "1"}
+
+
 @contextmanager
 def extra_gateway(
     cfg: LabConfig,
@@ -97,9 +105,7 @@ def extra_gateway(
     directory.mkdir(parents=True, exist_ok=True)
     log_path = log or directory / "gateway.log"
     with log_path.open("ab") as log_file:
-        env = None
-        if source is not None:  # first on the path, before this checkout's installed package
-            env = {**os.environ, "PYTHONPATH": str(source.resolve())}
+        env = None if source is None else source_env(source)
         proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, env=env)
     health = f"http://{cfg.host}:{port}/_gateway/health"
     try:

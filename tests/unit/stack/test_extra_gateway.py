@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -11,7 +13,14 @@ import yaml
 from gateway.controls import Mode
 from labcore.config import load_config
 from labcore.errors import LabError
-from simulator.stack.extra_gateway import extra_gateway, modes_all, write_extra_policy
+from simulator.stack.extra_gateway import (
+    extra_gateway,
+    modes_all,
+    source_env,
+    write_extra_policy,
+)
+
+REPO = Path(__file__).resolve().parents[3]
 
 
 def test_policy_switches_every_control_and_can_drop_the_rate_limit(tmp_path: Path) -> None:
@@ -41,3 +50,21 @@ def test_a_gateway_that_cannot_start_is_named_with_its_log(tmp_path: Path) -> No
     ):
         pass
     assert "invalid choice" in info.value.hint
+
+
+def test_a_source_checkout_runs_its_own_gateway_from_this_checkout(tmp_path: Path) -> None:
+    """`--before DIR` compares DIR's code: `python -m gateway` run from this checkout (where
+    the benchmarks run) must not import this checkout's package instead."""
+    package = tmp_path / "gateway"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "__main__.py").write_text("print('the source checkout')\n")
+    run = subprocess.run(
+        [sys.executable, "-m", "gateway", "--help"],  # this checkout's would print its usage
+        cwd=REPO,
+        env=source_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (run.returncode, run.stdout) == (0, "the source checkout\n"), run.stderr[-400:]
