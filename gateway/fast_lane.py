@@ -94,6 +94,8 @@ _ACCEPTS: Final = (
 )
 _MAX_GRANTS: Final = 65_536
 START_TIMEOUT_S: Final = 10.0
+# The front's event lines are read this many bytes at a time (about 50 lines).
+_EVENTS_PIECE: Final = 1 << 14
 # The records of what the front served carry its time under this name, as a stage's would be.
 FRONT_STAGE: Final = "fast-lane"
 
@@ -450,17 +452,22 @@ class FastLane:
             self._config_file.unlink(missing_ok=True)
 
     async def _read_events(self) -> None:
+        """Turn the front's lines into records as they come. The front hands them over in
+        batches (`gateway/fastlane/src/events.rs`); a batch is taken a piece at a time, the
+        event loop free between pieces, so requests this gateway serves itself wait for at
+        most one piece's records (about 50), not for a whole batch's."""
         assert self._proc is not None and self._proc.stdout is not None
         stream = self._proc.stdout
         rest = b""
         while True:
-            chunk = await stream.read(1 << 16)
+            chunk = await stream.read(_EVENTS_PIECE)
             if not chunk:
                 break
             lines = (rest + chunk).split(b"\n")
             rest = lines.pop()
             for line in lines:
                 self._event(line)
+            await asyncio.sleep(0)
         if rest.strip():
             self._event(rest)
 

@@ -2,14 +2,17 @@
 //! (gateway/fast_lane.py turns each into the audit record the pipeline would have written).
 //!
 //! Requests hand their event to a bounded channel and never wait; a dedicated thread writes
-//! the lines, buffered: each batch is what arrived in the 50 ms after its first event (written
+//! the lines, buffered: each batch is what arrived in the 200 ms after its first event (written
 //! in 32 KiB pieces), and at shutdown what is left. An event that cannot be handed over
 //! (channel full, output gone) is refused, and the request is then answered by the gateway
 //! instead (its own audit).
 //!
 //! Each batch wakes this thread and the gateway once. A wake-up from sleep is not free: on the
 //! 2-core virtual machine the benchmarks ran on it cost a process 40-50 µs of CPU, and at 650
-//! events/s the gateway spent ~25 µs more per record with 10 ms batches than with 50 ms ones.
+//! events/s the gateway spent ~25 µs more per record with 10 ms batches than with 50 ms ones,
+//! and ~10 µs more with 50 ms batches than with 200 ms ones
+//! (docs/measurements/2026-12-04-lane-records.md). A record reaches the gateway at most
+//! ~200 ms after its request was answered.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -21,7 +24,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 const FLUSH_BYTES: usize = 32 * 1024;
-const FLUSH_AFTER: Duration = Duration::from_millis(50);
+pub const FLUSH_AFTER: Duration = Duration::from_millis(200);
 /// Events waiting for the writer at most (beyond: the gateway answers).
 const QUEUE: usize = 65_536;
 
@@ -205,7 +208,7 @@ pub mod tests {
         let sink = Sink::default();
         let (events, thread) = Events::start(Box::new(sink.clone()));
         assert!(events.send(event("/fhir/Observation/o1")));
-        std::thread::sleep(Duration::from_millis(250)); // flushed 50 ms after the event
+        std::thread::sleep(FLUSH_AFTER * 2); // flushed FLUSH_AFTER after the event
         let text = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
         assert_eq!(
             text,
@@ -232,7 +235,7 @@ pub mod tests {
     fn a_closed_output_refuses_events() {
         let (events, thread) = Events::start(Box::new(Closed));
         assert!(events.send(event("/1")));
-        std::thread::sleep(Duration::from_millis(250));
+        std::thread::sleep(FLUSH_AFTER * 2);
         assert!(!events.send(event("/2")));
         events.stop();
         thread.join().unwrap();

@@ -305,8 +305,8 @@ async fn serves_checks_and_falls_back() {
     }
     assert_eq!(grant_calls(&gw_seen), 4);
 
-    // one event per request served here
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // one event per request served here, written once its batch is due
+    tokio::time::sleep(crate::events::FLUSH_AFTER * 2).await;
     let text = String::from_utf8(lane.events.0.lock().unwrap().clone()).unwrap();
     let events: Vec<Value> = text
         .lines()

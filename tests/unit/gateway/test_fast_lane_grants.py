@@ -185,6 +185,40 @@ def test_what_the_front_served_is_recorded_as_the_pipeline_would_record_it() -> 
     assert (record.decision, record.status, record.result_count) == ("allow", 200, 2)
 
 
+def test_a_batch_of_lines_is_read_in_pieces_with_the_event_loop_free_between_them() -> None:
+    token = patient_token()
+    lane = grants(policy(), FakeVerifier(token))
+    records: list[Any] = []
+    front = FastLane(None, {"secret": "s"}, lane, records.append)  # type: ignore[arg-type]
+    line = (
+        '{"ts": 1.5, "request_id": "r%04d", "method": "GET", "path": "/fhir/Patient/pat-1",'
+        ' "query": "", "grant": "%s", "interaction": "read", "resource_type": "Patient",'
+        ' "status": 200, "result_count": 1, "patients": ["pat-1"], "latency_ms": 0.5}\n'
+    )
+
+    async def run() -> list[int]:
+        got = await lane.grant("good")
+        batch = "".join(line % (n, got["grant"]) for n in range(300)).encode()
+        assert len(batch) > 3 * (1 << 14)  # several pieces, lines cut between them
+        stream = asyncio.StreamReader()
+        stream.feed_data(batch)
+        stream.feed_eof()
+        front._proc = type("Front", (), {"stdout": stream})()  # type: ignore[assignment]
+        seen: list[int] = []
+
+        async def other_request() -> None:  # another task on the same event loop
+            for _ in range(3):
+                seen.append(len(records))
+                await asyncio.sleep(0)
+
+        await asyncio.gather(front._read_events(), other_request())
+        return seen
+
+    seen = asyncio.run(run())
+    assert [r.request_id for r in records] == [f"r{n:04d}" for n in range(300)]
+    assert 0 < seen[1] < 300  # it ran while the batch was being read, not after
+
+
 def test_a_missing_executable_is_a_clear_error(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
