@@ -16,13 +16,12 @@ its runs; the real-stack figures (with sockets and HAPI) are `benchmarks/gateway
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from in_tree import run_probe  # beside this script in benchmarks/
 
 HERE = Path(__file__).resolve().parents[1]
 
@@ -110,14 +109,7 @@ asyncio.run(main())
 
 def run_once(tree: Path, requests: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as audit:
-        done = subprocess.run(
-            [sys.executable, "-c", PROBE, str(requests), audit],
-            cwd=tree, env={**os.environ, "PYTHONPATH": str(tree)},
-            capture_output=True, text=True, check=False,
-        )  # fmt: skip
-    if done.returncode != 0:
-        raise SystemExit(f"the probe failed in {tree}:\n{done.stderr[-2000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+        return run_probe(tree, PROBE, str(requests), audit)
 
 
 def main() -> None:

@@ -19,13 +19,12 @@ batch size's median and range over its runs.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from in_tree import run_probe  # beside this script in benchmarks/
 
 HERE = Path(__file__).resolve().parents[1]
 
@@ -97,15 +96,8 @@ asyncio.run(main())
 
 def run_once(tree: Path, rate: float, seconds: float, batch_ms: float) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as audit:
-        args = [str(rate), str(seconds), str(batch_ms / 1000), audit]
-        done = subprocess.run(
-            [sys.executable, "-c", PROBE, FEEDER, *args],
-            cwd=tree, env={**os.environ, "PYTHONPATH": str(tree)},
-            capture_output=True, text=True, check=False,
-        )  # fmt: skip
-    if done.returncode != 0:
-        raise SystemExit(f"the probe failed in {tree}:\n{done.stderr[-2000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+        args = (str(rate), str(seconds), str(batch_ms / 1000), audit)
+        return run_probe(tree, PROBE, FEEDER, *args)
 
 
 def main() -> None:
