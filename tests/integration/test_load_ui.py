@@ -48,7 +48,15 @@ def _serve(seeded: LabConfig, port: int, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "simulator", "load", "--ui", "--ui-port", str(port), *args],
         env=lab_env(seeded), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=_ctrl_c_as_in_a_terminal,
     )  # fmt: skip
+
+
+def _ctrl_c_as_in_a_terminal() -> None:
+    """In the child: SIGINT at its default, as a shell gives a command it runs in the
+    foreground. A test session started in the background (`make test &` in a script) inherits
+    SIGINT ignored, and Python keeps an inherited ignore: Ctrl-C would then never arrive."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _interrupt(proc: subprocess.Popen[str]) -> str:
