@@ -13,6 +13,7 @@ from gateway.__main__ import main as gateway_main
 from gateway.app import mode_of
 from gateway.controls import Mode
 from gateway.fast_lane import (
+    _EVENTS_PIECE,
     BINARY_ENV,
     INELIGIBLE_S,
     MAX_GRANT_S,
@@ -199,7 +200,7 @@ def test_a_batch_of_lines_is_read_in_pieces_with_the_event_loop_free_between_the
     async def run() -> list[int]:
         got = await lane.grant("good")
         batch = "".join(line % (n, got["grant"]) for n in range(300)).encode()
-        assert len(batch) > 3 * (1 << 14)  # several pieces, lines cut between them
+        assert len(batch) > 3 * _EVENTS_PIECE  # several pieces, lines cut between them
         stream = asyncio.StreamReader()
         stream.feed_data(batch)
         stream.feed_eof()
